@@ -1,0 +1,66 @@
+"""Speed of the pretext transforms on a 1x128x128x128 float32 volume, one thread.
+
+Each transform's median time is divided by the median time of ``torch.clone`` of the same volume, measured in
+the same run, so the ratios compare across machines. MONAI's ``RandCoarseShuffle`` is measured the same way for
+reference. Goals: 3x or less for jigsaw, rotation and relative position; 6x or less for colorization remap.
+
+Run: ``python benchmarks/transforms.py [--repeats N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from monai.transforms import RandCoarseShuffle
+
+from monai_ssl.transforms import (
+    RandIntensityColorization,
+    RandRelativePatchPosition,
+    RandSliceRotation,
+    RandVolumeJigsaw,
+)
+
+GOALS = {"jigsaw": 3.0, "rotation": 3.0, "relative_position": 3.0, "colorization_remap": 6.0}
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    volume = torch.rand(1, 128, 128, 128, generator=torch.Generator().manual_seed(0))
+    candidates = {
+        "jigsaw": RandVolumeJigsaw(grid=(2, 2, 2), gap=4, jitter=2),
+        "rotation": RandSliceRotation(planes=((0, 1), (0, 2), (1, 2))),
+        "relative_position": RandRelativePatchPosition(patch_size=(32, 32, 32)),
+        "colorization_remap": RandIntensityColorization(mode="remap"),
+        "monai_RandCoarseShuffle (reference)": RandCoarseShuffle(holes=10, spatial_size=8, prob=1.0),
+    }
+    baseline = median_seconds(lambda: torch.clone(volume), args.repeats)
+    print(f"torch.clone baseline: {baseline * 1e3:.2f} ms (median of {args.repeats}, 1 thread)")
+    print(f"{'transform':40s} {'median ms':>10s} {'x clone':>8s} {'goal':>6s}")
+    for name, transform in candidates.items():
+        transform.set_random_state(0)
+        seconds = median_seconds(lambda t=transform: t(volume), args.repeats)
+        goal = GOALS.get(name)
+        verdict = "" if goal is None else ("ok" if seconds / baseline <= goal else "MISSED")
+        goal_text = f"{goal:.0f}x" if goal else "-"
+        print(f"{name:40s} {seconds * 1e3:10.2f} {seconds / baseline:8.2f} {goal_text:>6s} {verdict}")
+
+
+if __name__ == "__main__":
+    main()

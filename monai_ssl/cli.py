@@ -1,0 +1,47 @@
+"""Command line of monai-ssl: ``monai-ssl <command>`` or ``python -m monai_ssl <command>``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _load_volume(path: str):
+    from monai.transforms import Compose, EnsureChannelFirst, LoadImage
+
+    return Compose([LoadImage(image_only=True), EnsureChannelFirst()])(path)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from monai_ssl.data import make_phantom
+    from monai_ssl.visualize import render_pretext_montage
+
+    if args.image:
+        volume, source = _load_volume(args.image), args.image
+    else:
+        volume, source = make_phantom(seed=args.seed, shape=(96, 96, 96))[0], "the embedded demo phantom"
+    path = render_pretext_montage(volume, os.path.join(args.output_dir, "pretext_tasks.png"), seed=args.seed)
+    print(f"Rendered the four pretext tasks of {source} to {os.path.abspath(path)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="monai-ssl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="render the four pretext tasks of a volume to a PNG montage")
+    demo.add_argument("--output-dir", default="outputs/demo", help="folder for the outputs (default: %(default)s)")
+    demo.add_argument("--image", help="a NIfTI/DICOM volume to use instead of the embedded demo phantom")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.set_defaults(run=_demo)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""MONAI transforms that turn an unlabelled volume into a pretext-task input and its pseudo-label."""
+
+from monai_ssl.transforms.colorization import (
+    RandIntensityColorization,
+    RandIntensityColorizationd,
+    RandIntensityColorizationD,
+    RandIntensityColorizationDict,
+)
+from monai_ssl.transforms.jigsaw import (
+    RandVolumeJigsaw,
+    RandVolumeJigsawd,
+    RandVolumeJigsawD,
+    RandVolumeJigsawDict,
+    max_hamming_permutations,
+)
+from monai_ssl.transforms.relative_position import (
+    RandRelativePatchPosition,
+    RandRelativePatchPositiond,
+    RandRelativePatchPositionD,
+    RandRelativePatchPositionDict,
+    neighbour_offsets,
+)
+from monai_ssl.transforms.rotation import (
+    RandSliceRotation,
+    RandSliceRotationd,
+    RandSliceRotationD,
+    RandSliceRotationDict,
+)
+
+__all__ = [
+    "RandIntensityColorization",
+    "RandIntensityColorizationd",
+    "RandIntensityColorizationD",
+    "RandIntensityColorizationDict",
+    "RandRelativePatchPosition",
+    "RandRelativePatchPositiond",
+    "RandRelativePatchPositionD",
+    "RandRelativePatchPositionDict",
+    "RandSliceRotation",
+    "RandSliceRotationd",
+    "RandSliceRotationD",
+    "RandSliceRotationDict",
+    "RandVolumeJigsaw",
+    "RandVolumeJigsawd",
+    "RandVolumeJigsawD",
+    "RandVolumeJigsawDict",
+    "max_hamming_permutations",
+    "neighbour_offsets",
+]

@@ -1,0 +1,59 @@
+"""Helpers shared by the pretext transforms: argument validation and patch cutting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.config import NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.utils import convert_to_dst_type
+
+__all__ = ["as_positive_tuple", "as_non_negative_int", "crop_patches", "stack_patches_like", "spatial_shape_of"]
+
+
+def as_positive_tuple(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
+    """Return ``value`` as a tuple of ``ndim`` positive ints (a scalar is repeated), or raise a ``ValueError``."""
+    values = (value,) * ndim if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != ndim or not all(isinstance(v, (int, np.integer)) and v > 0 for v in values):
+        raise ValueError(f"{name} must be a positive int or a sequence of {ndim} positive ints, got {value!r}.")
+    return tuple(int(v) for v in values)
+
+
+def as_non_negative_int(value: int, name: str) -> int:
+    """Return ``value`` as an int >= 0, or raise a ``ValueError``."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}.")
+    return int(value)
+
+
+def spatial_shape_of(img: NdarrayOrTensor, ndim: int, name: str) -> tuple[int, ...]:
+    """The spatial shape of a channel-first image, checking it has ``ndim`` spatial dimensions."""
+    if img.ndim != ndim + 1:
+        raise ValueError(
+            f"{name} expects a channel-first image with {ndim} spatial dimensions (C, *spatial), "
+            f"got shape {tuple(img.shape)}; add a channel dimension with EnsureChannelFirst."
+        )
+    return tuple(int(s) for s in img.shape[1:])
+
+
+def crop_patches(img: NdarrayOrTensor, starts: np.ndarray, size: Sequence[int]) -> list[NdarrayOrTensor]:
+    """Cut one patch of ``size`` at each row of ``starts`` (voxel coordinates) from a channel-first image.
+
+    A MetaTensor is cut as a plain tensor: the patches are views and their geometry is described by ``starts``.
+    """
+    data = img.as_tensor() if isinstance(img, MetaTensor) else img
+    return [data[(slice(None),) + tuple(slice(int(s), int(s) + n) for s, n in zip(start, size))] for start in starts]
+
+
+def stack_patches_like(patches: Sequence[NdarrayOrTensor], img: NdarrayOrTensor) -> NdarrayOrTensor:
+    """Stack patches into ``(N, C, *size)`` with the array type of ``img``.
+
+    A MetaTensor input gives a MetaTensor carrying the input's metadata. Its affine is the input volume's;
+    the patches' own voxel origins are exposed by the transforms that cut them.
+    """
+    if isinstance(patches[0], np.ndarray):
+        return np.stack(patches)
+    out = torch.stack(patches)
+    return convert_to_dst_type(out, img)[0] if isinstance(img, MetaTensor) else out
