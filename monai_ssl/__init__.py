@@ -2,7 +2,28 @@
 
 __version__ = "0.1.0"
 
-from monai_ssl.transforms import *  # noqa: F401,F403
-from monai_ssl.transforms import __all__ as _transforms_all
+from monai_ssl.transforms import *  # noqa: E402,F401,F403
+from monai_ssl.transforms import __all__ as _transforms_all  # noqa: E402
+from monai_ssl.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from monai_ssl.pretext_model import PretextModel  # noqa: E402
+from monai_ssl.tasks import create_task, list_tasks, register_task  # noqa: E402
+from monai_ssl.engine import PretextCheckpointLoader, PretextCheckpointSaver, PretextTrainer  # noqa: E402
+from monai_ssl.transfer import EncoderFreezeHandler, LoadReport, encoder_param_groups, load_pretrained  # noqa: E402
 
-__all__ = ["__version__", *_transforms_all]
+__all__ = [
+    "__version__",
+    *_transforms_all,
+    "EncoderFreezeHandler",
+    "LoadReport",
+    "PretextCheckpointLoader",
+    "PretextCheckpointSaver",
+    "PretextModel",
+    "PretextTrainer",
+    "create_task",
+    "encoder_param_groups",
+    "list_tasks",
+    "load_checkpoint",
+    "load_pretrained",
+    "register_task",
+    "save_checkpoint",
+]

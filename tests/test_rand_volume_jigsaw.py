@@ -29,7 +29,7 @@ def test_output_i_is_cube_permutations_label_i_and_undoing_restores_cubes():
         for i in range(8):
             assert torch.equal(out[i], cubes[permutation[i]])
         restored = torch.empty_like(out)
-        restored[torch.as_tensor(permutation)] = out
+        restored[torch.tensor(permutation)] = out
         assert torch.equal(restored, torch.stack(cubes))
 
 

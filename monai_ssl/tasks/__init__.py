@@ -1,0 +1,27 @@
+"""Pretext task registry: ``list_tasks()``, ``create_task(name, **kwargs)``, ``register_task``.
+
+Adding a task means adding one module with a :py:class:`PretextTask` subclass decorated with
+``@register_task``, and importing it here.
+"""
+
+from monai_ssl.tasks.base import ClassificationTask, PretextTask, SiameseClassificationTask
+from monai_ssl.tasks.registry import create_task, list_tasks, register_task
+
+# registration order is the order of list_tasks()
+from monai_ssl.tasks.jigsaw import JigsawTask  # noqa: E402  isort: skip
+from monai_ssl.tasks.rotation import RotationTask  # noqa: E402  isort: skip
+from monai_ssl.tasks.colorization import ColorizationTask  # noqa: E402  isort: skip
+from monai_ssl.tasks.relative_position import RelativePositionTask  # noqa: E402  isort: skip
+
+__all__ = [
+    "ClassificationTask",
+    "ColorizationTask",
+    "JigsawTask",
+    "PretextTask",
+    "RelativePositionTask",
+    "RotationTask",
+    "SiameseClassificationTask",
+    "create_task",
+    "list_tasks",
+    "register_task",
+]

@@ -1,0 +1,101 @@
+"""The pretext task interface: one object ties together a task's transform, head, loss and classes."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any, ClassVar
+
+import torch
+from monai.transforms import Compose, CopyItemsd, MapTransform
+from torch import nn
+
+from monai_ssl.networks.adapters import EncoderAdapter
+from monai_ssl.networks.heads import ClassificationHead, pool_features
+
+__all__ = ["PretextTask", "ClassificationTask", "SiameseClassificationTask"]
+
+Batch = Mapping[Hashable, Any]
+
+
+class PretextTask:
+    """Base class of a registered pretext task.
+
+    A task reads the volume at ``source_key``, writes its network input to ``input_key`` and its pseudo-label
+    to ``label_key`` (see :py:meth:`transform`), builds its head for a network adapter, and computes its loss.
+    Subclasses set ``name``, build ``self.task_transform`` and ``self.loss``, and implement
+    :py:meth:`build_head` and :py:meth:`predict`.
+
+    Args:
+        source_key: key of the preprocessed volume the task is cut from.
+        kwargs: the task transform's arguments, recorded in :py:meth:`config`.
+    """
+
+    name: ClassVar[str]
+    #: parts of the network the task trains, for the documentation and the logs
+    trains: ClassVar[str]
+
+    def __init__(self, source_key: str = "image", **kwargs: Any) -> None:
+        self.source_key = source_key
+        self.input_key = f"{self.name}_input"
+        self.label_key = f"{self.name}_label"
+        self.args = dict(kwargs)
+        self.num_classes = 0
+        self.task_transform: MapTransform
+        self.loss: nn.Module
+
+    def transform(self) -> Compose:
+        """Copy the source volume to ``input_key`` and apply the task's transform there."""
+        return Compose([CopyItemsd(keys=self.source_key, names=self.input_key), self.task_transform])
+
+    def build_head(self, adapter: EncoderAdapter) -> nn.Module:
+        raise NotImplementedError
+
+    def predict(self, adapter: EncoderAdapter, head: nn.Module, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def compute_loss(self, prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.loss(prediction, batch[self.label_key])
+
+    def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
+        """Fraction of correct class predictions in the batch; ``None`` for a regression task."""
+        if not self.num_classes:
+            return None
+        logits = prediction[:, : self.num_classes]
+        return float((logits.argmax(1) == batch[self.label_key]).float().mean())
+
+    def config(self) -> dict:
+        """Name and arguments, enough for :func:`~monai_ssl.tasks.create_task` to rebuild the task."""
+        return {"name": self.name, "args": {"source_key": self.source_key, **self.args}}
+
+
+class ClassificationTask(PretextTask):
+    """A single input through the encoder, pooled deepest features, an MLP to ``num_classes`` logits."""
+
+    trains = "encoder"
+
+    def build_head(self, adapter: EncoderAdapter) -> nn.Module:
+        return ClassificationHead(adapter.feature_channels, self.num_classes)
+
+    def predict(self, adapter: EncoderAdapter, head: nn.Module, batch: Batch) -> torch.Tensor:
+        inputs = batch[self.input_key]
+        adapter.check_input_size(inputs.shape[2:])
+        return head(pool_features(adapter.encode(inputs)[-1]))
+
+
+class SiameseClassificationTask(PretextTask):
+    """``N`` patches per sample ``(B, N, C, *spatial)`` through one shared encoder; their pooled features are
+    concatenated in order and classified."""
+
+    trains = "encoder (shared across patches)"
+    num_patches: int
+    num_outputs: int
+
+    def build_head(self, adapter: EncoderAdapter) -> nn.Module:
+        return ClassificationHead(self.num_patches * adapter.feature_channels, self.num_outputs)
+
+    def predict(self, adapter: EncoderAdapter, head: nn.Module, batch: Batch) -> torch.Tensor:
+        patches = batch[self.input_key]
+        batch_size, num_patches = patches.shape[:2]
+        adapter.check_input_size(patches.shape[3:])
+        features = pool_features(adapter.encode(patches.flatten(0, 1))[-1])
+        return head(features.reshape(batch_size, num_patches * features.shape[1]))

@@ -1,0 +1,60 @@
+"""Intensity colorization task: restore the original intensities or channels through the whole network."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from monai_ssl.losses import RestorationLoss
+from monai_ssl.networks.adapters import EncoderAdapter
+from monai_ssl.networks.heads import DenseHead
+from monai_ssl.tasks.base import Batch, PretextTask
+from monai_ssl.tasks.registry import register_task
+from monai_ssl.transforms import RandIntensityColorizationd
+
+__all__ = ["ColorizationTask"]
+
+
+@register_task
+class ColorizationTask(PretextTask):
+    """Intensity colorization (Models Genesis' non-linear remap; missing MR channels; or binned intensities).
+
+    The degraded volume goes through the *whole* network, encoder and decoder, and a 1x1x1 convolution maps the
+    network's output channels to the target: the image's channels (``RestorationLoss``), or channels x ``bins``
+    logits (cross-entropy) when ``bins`` is set. The input's spatial size must suit the network (e.g. a multiple
+    of 16 for a UNet with four stride-2 levels).
+
+    Args:
+        source_key: key of the volume.
+        in_channels: channels of the volume (the restoration target); defaults to the network's input channels
+            when the head is built.
+        loss: ``"mse"`` or ``"l1"`` for a restored image.
+        kwargs: arguments of :py:class:`~monai_ssl.transforms.RandIntensityColorizationd` (``mode``,
+            ``invert_prob``, ``bins``, ``bin_range``).
+    """
+
+    name = "colorization"
+    trains = "encoder, decoder and final layer"
+
+    def __init__(self, source_key: str = "image", loss: str = "mse", **kwargs) -> None:
+        super().__init__(source_key, loss=loss, **kwargs)
+        self.label_key = f"{self.name}_target"
+        self.task_transform = RandIntensityColorizationd(keys=self.input_key, target_key=self.label_key, **kwargs)
+        self.bins = self.task_transform.colorization.bins
+        self.loss = RestorationLoss(loss) if self.bins is None else nn.CrossEntropyLoss()
+
+    def build_head(self, adapter: EncoderAdapter) -> nn.Module:
+        outputs = adapter.in_channels * (self.bins or 1)
+        return DenseHead(adapter.spatial_dims, adapter.out_channels, outputs)
+
+    def predict(self, adapter: EncoderAdapter, head: nn.Module, batch: Batch) -> torch.Tensor:
+        prediction = head(adapter.network(batch[self.input_key]))
+        if self.bins is not None:  # (B, C * K, *spatial) -> (B, K, C, *spatial) for the cross-entropy
+            b, _, *spatial = prediction.shape
+            prediction = prediction.reshape(b, -1, self.bins, *spatial).transpose(1, 2)
+        return prediction
+
+    def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
+        if self.bins is None:
+            return None
+        return float((prediction.argmax(1) == batch[self.label_key]).float().mean())

@@ -1,0 +1,32 @@
+"""Relative patch position task: predict where a neighbouring patch sits relative to a centre patch."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from monai_ssl.tasks.base import SiameseClassificationTask
+from monai_ssl.tasks.registry import register_task
+from monai_ssl.transforms import RandRelativePatchPositiond
+
+__all__ = ["RelativePositionTask"]
+
+
+@register_task
+class RelativePositionTask(SiameseClassificationTask):
+    """Relative patch position (Doersch et al. 2015; 3D as in Taleb et al. 2020).
+
+    Args:
+        source_key: key of the volume.
+        kwargs: arguments of :py:class:`~monai_ssl.transforms.RandRelativePatchPositiond` (``patch_size``,
+            ``gap``, ``jitter``, ``neighbours``, ``foreground_threshold``, ``mask_key``).
+    """
+
+    name = "relative_position"
+
+    def __init__(self, source_key: str = "image", **kwargs) -> None:
+        super().__init__(source_key, **kwargs)
+        self.task_transform = RandRelativePatchPositiond(keys=self.input_key, label_key=self.label_key, **kwargs)
+        self.num_classes = self.task_transform.num_classes
+        self.num_patches = 2
+        self.num_outputs = self.num_classes
+        self.loss = nn.CrossEntropyLoss()

@@ -1,0 +1,168 @@
+"""Transfer pretrained weights into a segmentation network, and fine-tuning helpers."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from ignite.engine import Engine, Events
+from monai.networks.utils import copy_model_state
+from torch import nn
+
+from monai_ssl.checkpoint import load_checkpoint
+from monai_ssl.networks.adapters import get_adapter
+
+__all__ = ["LoadReport", "load_pretrained", "EncoderFreezeHandler", "encoder_param_groups"]
+
+logger = logging.getLogger(__name__)
+
+MISSING = "missing in the network"
+SHAPE_MISMATCH = "shape mismatch"
+DECODER = "decoder, excluded by encoder_only"
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did.
+
+    Attributes:
+        copied: network keys whose tensors were copied.
+        skipped: checkpoint keys that were not copied, with the reason (missing in the network, shape mismatch
+            with both shapes, or decoder excluded by ``encoder_only``).
+        not_in_checkpoint: network keys the checkpoint has no tensor for; they keep their initial values.
+    """
+
+    copied: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    not_in_checkpoint: list[str] = field(default_factory=list)
+
+    def reasons(self) -> dict[str, int]:
+        """Number of skipped keys per reason."""
+        return dict(Counter(reason.split(":")[0] for reason in self.skipped.values()))
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.reasons().items())) or "none"
+        return (
+            f"loaded {len(self.copied)} pretrained tensors; skipped {len(self.skipped)} ({reasons}); "
+            f"{len(self.not_in_checkpoint)} network tensors not in the checkpoint"
+        )
+
+
+def load_pretrained(
+    network: nn.Module,
+    path: str | Mapping[str, torch.Tensor],
+    encoder_only: bool = True,
+    min_match_fraction: float = 0.5,
+) -> LoadReport:
+    """Copy pretrained weights into a freshly built network, in place, through MONAI's ``copy_model_state``.
+
+    A tensor is copied when its key exists in ``network`` with the same shape and, with ``encoder_only``, the
+    network's adapter counts it as encoder (for MONAI's UNet: every down layer and the bottom layer). The
+    exclusion is applied by filtering the source dict before ``copy_model_state`` is called, because its
+    ``exclude_vars`` is ignored whenever ``dst_prefix`` is set.
+
+    Args:
+        network: the network to initialise (e.g. the segmentation UNet).
+        path: a monai-ssl checkpoint (its ``"model"`` entry is used), a plain ``state_dict`` file, or an
+            in-memory state dict. Files are read with ``torch.load(weights_only=True)``.
+        encoder_only: copy the encoder alone and leave the decoder as initialised.
+        min_match_fraction: raise if fewer than this fraction of the network tensors eligible for loading
+            (the encoder's with ``encoder_only``) can be copied: the checkpoint is for another architecture.
+
+    Returns:
+        a :py:class:`LoadReport`; its one-line summary is also logged.
+
+    Raises:
+        ValueError: when (almost) nothing matches, e.g. a BasicUNet checkpoint loaded into a UNet.
+    """
+    if not 0.0 <= min_match_fraction <= 1.0:
+        raise ValueError(f"min_match_fraction must be in [0, 1], got {min_match_fraction}.")
+    if isinstance(path, Mapping):
+        checkpoint = dict(path) if "model" in path else {"model": dict(path)}
+    else:
+        checkpoint = load_checkpoint(str(path))
+    source = checkpoint["model"]
+    adapter = get_adapter(network)
+    destination = network.state_dict()
+    report = LoadReport()
+    selected = {}
+    for key, value in source.items():
+        if key not in destination:
+            report.skipped[key] = MISSING
+        elif destination[key].shape != value.shape:
+            report.skipped[key] = (
+                f"{SHAPE_MISMATCH}: {tuple(value.shape)} in the checkpoint, {tuple(destination[key].shape)} here"
+            )
+        elif encoder_only and not adapter.is_encoder_key(key):
+            report.skipped[key] = DECODER
+        else:
+            selected[key] = value
+    eligible = [k for k in destination if adapter.is_encoder_key(k)] if encoder_only else list(destination)
+    matched = sum(k in selected for k in eligible)
+    if not eligible or matched < min_match_fraction * len(eligible):
+        origin = checkpoint.get("config", {}).get("network", {}).get("class", "an unknown network")
+        raise ValueError(
+            f"the checkpoint does not fit this {type(network).__name__}: only {matched} of {len(eligible)} "
+            f"{'encoder ' if encoder_only else ''}tensors match by name and shape (it was saved from {origin}). "
+            "Build the network with the pretraining run's network_def arguments."
+        )
+    _, report.copied, _ = copy_model_state(network, selected, inplace=True)
+    report.not_in_checkpoint = [k for k in destination if k not in source]
+    logger.info("load_pretrained: %s", report.summary())
+    return report
+
+
+class EncoderFreezeHandler:
+    """Ignite handler freezing a network's encoder for the first ``freeze_epochs`` epochs, then unfreezing it.
+
+    The warm-up recipe of Taleb et al. (2020): the randomly initialised decoder first adapts to the pretrained
+    encoder. Frozen parameters get ``requires_grad=False`` (so optimizers skip them). Normalisation running
+    statistics, if the encoder has BatchNorm layers, keep updating in training mode; MONAI's UNet uses instance
+    norm by default, which has none.
+
+    Args:
+        network: the network being fine-tuned (not wrapped in DDP).
+        freeze_epochs: number of epochs with a frozen encoder; 0 disables freezing.
+    """
+
+    def __init__(self, network: nn.Module, freeze_epochs: int) -> None:
+        if freeze_epochs < 0:
+            raise ValueError(f"freeze_epochs must be >= 0, got {freeze_epochs}.")
+        self.encoder = get_adapter(network).encoder_parameters()
+        self.freeze_epochs = freeze_epochs
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._on_start)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._on_epoch_completed)
+
+    def set_frozen(self, frozen: bool) -> None:
+        for parameter in self.encoder:
+            parameter.requires_grad_(not frozen)
+
+    def _on_start(self, engine: Engine) -> None:
+        if engine.state.epoch < self.freeze_epochs:
+            self.set_frozen(True)
+            logger.info("encoder frozen for the first %d epochs", self.freeze_epochs)
+
+    def _on_epoch_completed(self, engine: Engine) -> None:
+        if engine.state.epoch == self.freeze_epochs and self.freeze_epochs > 0:
+            self.set_frozen(False)
+            logger.info("encoder unfrozen after epoch %d", engine.state.epoch)
+
+
+def encoder_param_groups(network: nn.Module, lr: float, encoder_lr: float | None = None) -> list[dict]:
+    """Optimizer parameter groups giving the encoder its own (usually lower) learning rate.
+
+    Args:
+        network: the network being fine-tuned.
+        lr: learning rate of the decoder and other parameters.
+        encoder_lr: learning rate of the encoder; ``None`` means ``lr``.
+    """
+    adapter = get_adapter(network)
+    return [
+        {"params": adapter.encoder_parameters(), "lr": lr if encoder_lr is None else encoder_lr},
+        {"params": adapter.decoder_parameters(), "lr": lr},
+    ]
