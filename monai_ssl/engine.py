@@ -8,6 +8,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import torch
+from ignite.contrib.handlers import ProgressBar
 from ignite.engine import Engine, Events
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
@@ -22,6 +23,7 @@ __all__ = [
     "PretextTrainer",
     "PretextCheckpointSaver",
     "PretextCheckpointLoader",
+    "PretextProgressBar",
 ]
 
 logger = logging.getLogger(__name__)
@@ -205,3 +207,21 @@ class PretextCheckpointLoader:
         if engine.state.epoch >= engine.state.max_epochs:
             logger.info("the checkpoint already reached max_epochs=%d: nothing to train", engine.state.max_epochs)
             engine.terminate()
+
+
+class PretextProgressBar:
+    """A console progress bar (tqdm, through Ignite) showing the total loss and each task's loss.
+
+    Args:
+        persist: keep each epoch's bar on screen after it completes.
+    """
+
+    def __init__(self, persist: bool = True) -> None:
+        self.bar = ProgressBar(persist=persist)
+
+    def attach(self, engine: Engine) -> None:
+        self.bar.attach(engine, output_transform=self._losses)
+
+    @staticmethod
+    def _losses(output: Mapping[str, Any]) -> dict[str, float]:
+        return {"loss": float(output[Keys.LOSS]), **output.get("task_losses", {})}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 
 import nibabel as nib
@@ -126,10 +127,15 @@ def write_phantom_dataset(
         if channels == 1:
             image_on_disk = image_on_disk[..., 0]
         for path, array in ((image_path, image_on_disk), (label_path, label[0])):
-            temporary = path + ".tmp.nii.gz"
+            # a unique temporary name, then a rename: a crash never leaves a half-written volume under the final
+            # name, and concurrent writers (one per DDP rank) never share a temporary file
+            fd, temporary = tempfile.mkstemp(dir=output_dir, prefix=".tmp-", suffix=".nii.gz")
+            os.close(fd)
             nib.save(nib.Nifti1Image(array, affine), temporary)
-            os.replace(temporary, path)  # a crash never leaves a half-written volume under the final name
+            os.replace(temporary, path)
         entries.append({"image": image_path, "label": label_path})
-    with open(os.path.join(output_dir, "datalist.json"), "w") as f:
+    fd, temporary = tempfile.mkstemp(dir=output_dir, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
         json.dump({"training": entries}, f, indent=2)
+    os.replace(temporary, os.path.join(output_dir, "datalist.json"))
     return entries
