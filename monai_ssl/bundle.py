@@ -52,6 +52,9 @@ MODALITIES = ("MR", "CT")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DEMO_PHANTOM_SHAPE = (64, 64, 64)
 DEMO_SUBJECTS = 4
+# the unlabelled demo phantoms are other subjects than the labelled ones, so that pretraining never sees an
+# evaluation subject
+DEMO_UNLABELLED_SEED = 100
 
 
 def list_images(dataset_dir: str) -> list[str]:
@@ -77,18 +80,22 @@ def _read_datalist(datalist: str, key: str) -> list[dict]:
     return load_decathlon_datalist(datalist, data_list_key=key, base_dir=os.path.dirname(os.path.abspath(datalist)))
 
 
-def training_files(dataset_dir: str | None, datalist: str | None, output_dir: str) -> list[dict]:
+def training_files(
+    dataset_dir: str | None, datalist: str | None, output_dir: str, num_demo_subjects: int = 8
+) -> list[dict]:
     """Unlabelled training volumes as ``[{"image": path}, ...]``.
 
-    From ``datalist`` (its ``"training"`` list), else every NIfTI file under ``dataset_dir``; with neither, the
-    demo phantom is written to ``output_dir/demo_data`` and used (demo only, see :mod:`monai_ssl.data.phantom`).
+    From ``datalist`` (its ``"training"`` list), else every NIfTI file under ``dataset_dir``; with neither,
+    ``num_demo_subjects`` demo phantoms are written to ``output_dir/demo_unlabelled`` and used (demo only, see
+    :mod:`monai_ssl.data.phantom`). They are other subjects than the labelled demo phantoms.
     """
     if datalist:
         return [{"image": entry["image"]} for entry in _read_datalist(datalist, "training")]
     if dataset_dir:
         return [{"image": path} for path in list_images(dataset_dir)]
-    logger.info("no dataset_dir or datalist given: using the demo phantom in %s", _demo_dir(output_dir))
-    entries = write_phantom_dataset(_demo_dir(output_dir), DEMO_SUBJECTS, DEMO_PHANTOM_SHAPE)
+    folder = os.path.join(output_dir, "demo_unlabelled")
+    logger.info("no dataset_dir or datalist given: using %d demo phantoms in %s", num_demo_subjects, folder)
+    entries = write_phantom_dataset(folder, num_demo_subjects, DEMO_PHANTOM_SHAPE, seed=DEMO_UNLABELLED_SEED)
     return [{"image": e["image"]} for e in entries]
 
 

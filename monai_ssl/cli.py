@@ -11,18 +11,21 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 
-def _load_volume(path: str):
-    from monai.transforms import Compose, EnsureChannelFirst, LoadImage
-
-    return Compose([LoadImage(image_only=True), EnsureChannelFirst()])(path)
-
-
 def _demo(args: argparse.Namespace) -> int:
+    from monai_ssl.demo import run_demo
+
+    run_demo(args.output_dir, args.pretrain_epochs, args.fine_tune_epochs, args.seed, args.bundles_dir)
+    return 0
+
+
+def _montage(args: argparse.Namespace) -> int:
+    from monai.transforms import LoadImage
+
     from monai_ssl.data import make_phantom
     from monai_ssl.visualize import render_pretext_montage
 
     if args.image:
-        volume, source = _load_volume(args.image), args.image
+        volume, source = LoadImage(image_only=True, ensure_channel_first=True)(args.image), args.image
     else:
         volume, source = make_phantom(seed=args.seed, shape=(96, 96, 96))[0], "the embedded demo phantom"
     path = render_pretext_montage(volume, os.path.join(args.output_dir, "pretext_tasks.png"), seed=args.seed)
@@ -33,11 +36,21 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="monai-ssl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="render the four pretext tasks of a volume to a PNG montage")
+
+    demo = commands.add_parser("demo", help="pretrain on demo data, then fine-tune from scratch and pretrained")
     demo.add_argument("--output-dir", default="outputs/demo", help="folder for the outputs (default: %(default)s)")
-    demo.add_argument("--image", help="a NIfTI/DICOM volume to use instead of the embedded demo phantom")
+    demo.add_argument("--pretrain-epochs", type=int, default=25, help="pretraining epochs (default: %(default)s)")
+    demo.add_argument("--fine-tune-epochs", type=int, default=100, help="epochs of each fine-tuning (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument("--bundles-dir", help="the repository's bundles/ folder (found automatically in a checkout)")
     demo.set_defaults(run=_demo)
+
+    montage = commands.add_parser("montage", help="render the four pretext tasks of a volume to a PNG")
+    montage.add_argument("--output-dir", default="outputs/montage", help="folder for the PNG (default: %(default)s)")
+    montage.add_argument("--image", help="a NIfTI/DICOM volume to use instead of the embedded demo phantom")
+    montage.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    montage.set_defaults(run=_montage)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.run(args)

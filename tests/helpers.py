@@ -29,3 +29,44 @@ def small_basic_unet(seed: int = 0) -> BasicUNet:
 
 def phantom_samples(count: int = 4, size: int = 32) -> list[dict]:
     return [{"image": make_phantom(i, shape=(size, size, size))[0]} for i in range(count)]
+
+# ---- bundles -------------------------------------------------------------------------------------------------
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PRETRAINING = REPO / "bundles" / "pretext_pretraining" / "configs"
+SEGMENTATION = REPO / "bundles" / "brain_mri_segmentation" / "configs"
+TINY_NETWORK = {"network_def#channels": [8, 16, 32], "network_def#strides": [2, 2], "network_def#num_res_units": 1}
+TINY_PRETRAINING = {
+    **TINY_NETWORK,
+    "roi_size": [32, 32, 32],
+    "samples_per_volume": 2,
+    "num_workers": 0,
+    "max_epochs": 1,
+    "epoch_length": 2,
+    "task_args": {
+        "jigsaw": {"num_permutations": 10, "gap": 2, "jitter": 1},
+        "relative_position": {"patch_size": [8, 8, 8], "gap": 1, "jitter": 1},
+    },
+}
+TINY_SEGMENTATION = {**TINY_NETWORK, "roi_size": [32, 32, 32], "samples_per_volume": 2, "num_workers": 0,
+                     "max_epochs": 2, "val_interval": 1}
+
+
+def cli_arguments(overrides: dict) -> list[str]:
+    """``--key value`` arguments for ``python -m monai.bundle run``."""
+    return [item for key, value in overrides.items() for item in (f"--{key}", json.dumps(value))]
+
+
+def run_cli(args: list[str], cwd, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def bundle_command(config_files, overrides: dict) -> list[str]:
+    files = config_files if isinstance(config_files, str) else json.dumps([str(f) for f in config_files])
+    return [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(files), *cli_arguments(overrides)]

@@ -4,12 +4,22 @@ import sys
 from monai_ssl.cli import main
 
 
-def test_demo_renders_the_montage(tmp_path, capsys):
-    assert main(["demo", "--output-dir", str(tmp_path)]) == 0
+def test_montage_renders_the_png(tmp_path, capsys):
+    assert main(["montage", "--output-dir", str(tmp_path)]) == 0
     assert (tmp_path / "pretext_tasks.png").stat().st_size > 10_000
     assert str(tmp_path / "pretext_tasks.png") in capsys.readouterr().out
 
 
+def test_demo_pretrains_then_fine_tunes_twice_and_prints_both_dice(tmp_path, capsys):
+    assert main(["demo", "--output-dir", str(tmp_path), "--pretrain-epochs", "1", "--fine-tune-epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "scratch" in out and "pretrained" in out and "Validation Dice" in out
+    assert str(tmp_path / "pretext_tasks.png") in out
+    assert (tmp_path / "pretraining" / "models" / "model.pt").is_file()
+    assert (tmp_path / "scratch" / "models" / "model.pt").is_file()
+    assert (tmp_path / "pretrained" / "models" / "model.pt").is_file()
+
+
 def test_module_entry_point_shows_help():
     result = subprocess.run([sys.executable, "-m", "monai_ssl", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "demo" in result.stdout
+    assert result.returncode == 0 and "demo" in result.stdout and "montage" in result.stdout

@@ -1,0 +1,114 @@
+import nibabel as nib
+import numpy as np
+import pytest
+from monai.bundle import ConfigWorkflow, verify_net_in_out
+from monai.networks.nets import UNet
+
+from monai_ssl.networks import get_adapter
+
+from tests.helpers import (
+    PRETRAINING,
+    SEGMENTATION,
+    TINY_NETWORK,
+    TINY_PRETRAINING,
+    TINY_SEGMENTATION,
+    bundle_command,
+    run_cli,
+)
+
+TRAIN = str(SEGMENTATION / "train.json")
+
+
+def expected_load_summary() -> str:
+    """The load report of the tiny bundle UNet: every encoder tensor copied, every decoder tensor skipped."""
+    network = UNet(3, 1, 4, channels=TINY_NETWORK["network_def#channels"], strides=TINY_NETWORK["network_def#strides"],
+                   num_res_units=TINY_NETWORK["network_def#num_res_units"])
+    adapter = get_adapter(network)
+    encoder = sum(adapter.is_encoder_key(k) for k in network.state_dict())
+    decoder = len(network.state_dict()) - encoder
+    return f"load_pretrained: loaded {encoder} pretrained tensors; skipped {decoder} ({decoder} decoder, excluded by encoder_only)"
+
+
+def run(config_files, output_dir, workflow_type="train", **overrides) -> ConfigWorkflow:
+    flow = ConfigWorkflow(config_file=config_files, workflow_type=workflow_type, output_dir=str(output_dir),
+                          **{**TINY_SEGMENTATION, **overrides})
+    flow.initialize()
+    assert flow.check_properties() == []
+    flow.run()
+    flow.finalize()
+    return flow
+
+
+@pytest.fixture(scope="module")
+def pretrained_model(tmp_path_factory) -> str:
+    output_dir = tmp_path_factory.mktemp("pretraining")
+    flow = ConfigWorkflow(config_file=str(PRETRAINING / "train.json"), workflow_type="train",
+                          output_dir=str(output_dir), **TINY_PRETRAINING)
+    flow.initialize()
+    flow.run()
+    return str(output_dir / "models" / "model.pt")
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(tmp_path_factory, pretrained_model):
+    output_dir = tmp_path_factory.mktemp("fine_tuned")
+    return run(TRAIN, output_dir, use_pretrained=True, pretrained_path=pretrained_model), output_dir
+
+
+def test_fine_tuning_logs_the_tensors_loaded_from_pretraining(tmp_path, pretrained_model, capfd):
+    run(TRAIN, tmp_path, use_pretrained=True, pretrained_path=pretrained_model, max_epochs=1)
+    assert expected_load_summary() in capfd.readouterr().out  # the bundle's logging.conf logs to stdout
+
+
+def test_validation_reports_dice_per_class_and_saves_the_best_model(fine_tuned):
+    flow, output_dir = fine_tuned
+    metrics = flow.parser.get_parsed_content("validate#evaluator").state.metrics
+    assert set(metrics) == {"val_mean_dice", "val_dice_brain", "val_dice_ventricles", "val_dice_lesion"}
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    assert (output_dir / "models" / "model.pt").is_file()
+
+
+def test_num_labelled_keeps_the_first_subjects(tmp_path):
+    flow = ConfigWorkflow(config_file=TRAIN, workflow_type="train", output_dir=str(tmp_path), num_labelled=1)
+    flow.initialize()
+    train, validation = flow.parser.get_parsed_content("files")
+    assert [t["image"].split("/")[-1] for t in train] == ["phantom_000_image.nii.gz"] and len(validation) == 3
+    bad = ConfigWorkflow(config_file=TRAIN, workflow_type="train", output_dir=str(tmp_path), num_labelled=5)
+    bad.initialize()
+    with pytest.raises(Exception, match="files"):
+        bad.parser.get_parsed_content("files")
+
+
+def test_frozen_encoder_warm_up_is_configurable(tmp_path):
+    flow = run(TRAIN, tmp_path, freeze_encoder_epochs=1, max_epochs=1)
+    handler = flow.parser.get_parsed_content("train#handlers")[0]
+    assert handler.freeze_epochs == 1
+
+
+def test_evaluate_and_inference_write_segmentations_in_the_input_geometry(fine_tuned):
+    _, output_dir = fine_tuned
+    evaluation = run([TRAIN, str(SEGMENTATION / "evaluate.json")], output_dir)
+    assert "val_mean_dice" in evaluation.parser.get_parsed_content("validate#evaluator").state.metrics
+    assert (output_dir / "eval" / "metrics.csv").is_file()
+    run([TRAIN, str(SEGMENTATION / "inference.json")], output_dir, workflow_type="infer")
+    for index in (1, 2, 3):
+        source = nib.load(str(output_dir / "demo_data" / f"phantom_{index:03d}_image.nii.gz"))
+        prediction = nib.load(str(output_dir / "predictions" / f"phantom_{index:03d}_image_seg.nii.gz"))
+        assert prediction.shape == source.shape
+        np.testing.assert_allclose(prediction.affine, source.affine)
+        assert set(np.unique(np.asarray(prediction.dataobj))) <= {0, 1, 2, 3}
+
+
+def test_verify_net_in_out_on_the_inference_config():
+    verify_net_in_out(net_id="network_def", meta_file=str(SEGMENTATION / "metadata.json"),
+                      config_file=[TRAIN, str(SEGMENTATION / "inference.json")], n=1)
+    verify_net_in_out(net_id="network_def", meta_file=str(PRETRAINING / "metadata.json"),
+                      config_file=str(PRETRAINING / "train.json"), n=1)
+
+
+def test_cli_fine_tuning_from_pretraining(tmp_path, pretrained_model):
+    overrides = {**TINY_SEGMENTATION, "output_dir": str(tmp_path), "max_epochs": 1, "use_pretrained": True,
+                 "pretrained_path": pretrained_model}
+    result = run_cli(bundle_command(TRAIN, overrides), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expected_load_summary() in result.stdout + result.stderr

@@ -1,0 +1,42 @@
+import json
+
+import pytest
+
+from tests.helpers import PRETRAINING, SEGMENTATION
+
+# the Model Zoo's mandatory metadata keys
+MANDATORY = ["version", "changelog", "monai_version", "pytorch_version", "numpy_version",
+             "required_packages_version", "task", "description", "authors", "copyright", "network_data_format"]
+
+
+@pytest.mark.parametrize("configs", [PRETRAINING, SEGMENTATION], ids=["pretext_pretraining", "brain_mri_segmentation"])
+def test_bundle_files_and_metadata(configs):
+    bundle = configs.parent
+    for name in ("LICENSE", "docs/README.md", "configs/train.json", "configs/multi_gpu_train.json",
+                 "configs/logging.conf", "configs/metadata.json"):
+        assert (bundle / name).is_file(), name
+    metadata = json.loads((configs / "metadata.json").read_text())
+    assert [k for k in MANDATORY if k not in metadata] == []
+    assert metadata["version"] in metadata["changelog"]
+    network_format = metadata["network_data_format"]
+    assert network_format["inputs"]["image"]["num_channels"] == 1
+    assert network_format["outputs"]["pred"]["num_channels"] == 4
+
+
+@pytest.mark.parametrize("configs", [PRETRAINING, SEGMENTATION], ids=["pretext_pretraining", "brain_mri_segmentation"])
+def test_boolean_flags_are_json_booleans_and_workflow_lists_exist(configs):
+    for path in configs.glob("*.json"):
+        config = json.loads(path.read_text())
+        for key in ("resume", "use_pretrained", "encoder_only"):
+            if key in config:
+                assert isinstance(config[key], bool), f"{path.name}: {key}"
+        if path.name in ("train.json", "multi_gpu_train.json", "evaluate.json", "inference.json"):
+            assert {"initialize", "run", "finalize"} <= set(config), path.name
+
+
+def test_the_networks_of_both_bundles_match():
+    pretraining = json.loads((PRETRAINING / "train.json").read_text())
+    segmentation = json.loads((SEGMENTATION / "train.json").read_text())
+    assert pretraining["network_def"] == segmentation["network_def"]
+    assert pretraining["in_channels"] == segmentation["in_channels"]
+    assert pretraining["num_classes"] == len(segmentation["label_names"])

@@ -1,0 +1,110 @@
+import json
+import shutil
+
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+from monai.networks.nets import UNet
+
+from monai_ssl.checkpoint import load_checkpoint
+from tests.helpers import PRETRAINING, TINY_PRETRAINING, bundle_command, run_cli
+
+TRAIN = str(PRETRAINING / "train.json")
+
+
+def workflow(output_dir, **overrides) -> ConfigWorkflow:
+    return ConfigWorkflow(config_file=TRAIN, workflow_type="train", output_dir=str(output_dir),
+                          **{**TINY_PRETRAINING, **overrides})
+
+
+def run(output_dir, **overrides) -> ConfigWorkflow:
+    flow = workflow(output_dir, **overrides)
+    flow.initialize()
+    flow.run()
+    flow.finalize()
+    return flow
+
+
+def test_config_workflow_runs_and_writes_the_checkpoint(tmp_path):
+    flow = workflow(tmp_path)
+    flow.initialize()
+    assert flow.check_properties() == []
+    flow.run()
+    flow.finalize()
+    checkpoint = load_checkpoint(str(tmp_path / "models" / "model.pt"))
+    assert checkpoint["trainer"] == {"epoch": 1, "iteration": 2}
+    assert [t["name"] for t in checkpoint["config"]["tasks"]] == ["jigsaw", "rotation", "colorization",
+                                                                   "relative_position"]
+    args = checkpoint["config"]["network"]["args"]
+    UNet(**args).load_state_dict(checkpoint["model"])
+    assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
+    assert (tmp_path / "models" / "checkpoint_iter00000002.pt").is_file()
+
+
+def test_tasks_and_loss_weights_are_overridable(tmp_path):
+    flow = run(tmp_path, tasks=["rotation", "colorization"], loss_weights={"rotation": 2.0})
+    model = flow.parser.get_parsed_content("model")
+    assert list(model.tasks) == ["rotation", "colorization"]
+    assert model.loss_function.weights == {"rotation": 2.0, "colorization": 1.0}
+
+
+def test_resume_continues_the_iteration_count(tmp_path, capfd):
+    run(tmp_path)
+    flow = run(tmp_path, resume=True, max_epochs=2)
+    trainer = flow.parser.get_parsed_content("train#trainer")
+    assert trainer.state.iteration == 4 and trainer.state.epoch == 2
+    # the bundle's logging.conf logs to stdout
+    assert "checkpoint_iter00000002.pt at epoch 1, iteration 2" in capfd.readouterr().out
+    assert load_checkpoint(str(tmp_path / "models" / "model.pt"))["trainer"] == {"epoch": 2, "iteration": 4}
+
+
+def test_datalist_input_with_relative_paths(tmp_path):
+    from monai_ssl.data import write_phantom_dataset
+
+    data = tmp_path / "archive"
+    write_phantom_dataset(str(data), num_subjects=2, shape=(40, 40, 40))
+    datalist = {"training": [{"image": "phantom_000_image.nii.gz"}, {"image": "phantom_001_image.nii.gz"}]}
+    (data / "list.json").write_text(json.dumps(datalist))
+    flow = run(tmp_path / "out", datalist=str(data / "list.json"))
+    files = flow.parser.get_parsed_content("train#files")
+    assert [f["image"] for f in files] == [str(data / "phantom_000_image.nii.gz"), str(data / "phantom_001_image.nii.gz")]
+
+
+def test_dataset_dir_of_nifti_files_and_ct_preset(tmp_path):
+    from monai_ssl.data import write_phantom_dataset
+
+    write_phantom_dataset(str(tmp_path / "scans" / "nested"), num_subjects=2, shape=(40, 40, 40))
+    flow = run(tmp_path / "out", dataset_dir=str(tmp_path / "scans"), modality="CT")
+    assert len(flow.parser.get_parsed_content("train#files")) == 4  # images and labels are both NIfTI
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [({"tasks": ["jigsaw", "inpainting"]}, "unknown pretext task 'inpainting'"),
+     ({"roi_size": [33, 32, 32], "tasks": ["jigsaw"]}, "not divisible by the jigsaw grid"),
+     ({"dataset_dir": "/nonexistent/scans"}, "dataset_dir '/nonexistent/scans' is not a folder"),
+     ({"modality": "PET"}, "modality must be one of")],
+)
+def test_bad_overrides_give_clear_errors(tmp_path, overrides, message):
+    with pytest.raises(Exception) as error:
+        run(tmp_path, **overrides)
+    chain, cause = [], error.value
+    while cause is not None:
+        chain.append(str(cause))
+        cause = cause.__cause__
+    assert any(message in text for text in chain), chain
+
+
+def test_cli_from_the_repository_root(tmp_path):
+    result = run_cli(bundle_command(TRAIN, {**TINY_PRETRAINING, "output_dir": str(tmp_path)}), cwd=PRETRAINING.parents[2])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "models" / "model.pt").is_file()
+
+
+def test_cli_from_a_copy_of_the_bundle(tmp_path):
+    copy = tmp_path / "my_bundle"
+    shutil.copytree(PRETRAINING.parent, copy)
+    result = run_cli(bundle_command("configs/train.json", TINY_PRETRAINING), cwd=copy)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (copy / "outputs" / "models" / "model.pt").is_file()
+    assert torch.load(copy / "outputs" / "models" / "model.pt", weights_only=True)["trainer"]["iteration"] == 2
