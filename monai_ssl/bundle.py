@@ -222,6 +222,7 @@ def pretext_dataset(
     """
     if samples_per_volume < 1:
         raise ValueError(f"samples_per_volume must be >= 1, got {samples_per_volume}.")
+    check_pretext_setup(model, roi_size)
     transforms = [
         *preprocessing(modality, spacing, roi_size, track_meta=False),
         RandSpatialCropSamplesd("image", roi_size=roi_size, num_samples=samples_per_volume, random_size=False),

@@ -48,10 +48,8 @@ TINY_PRETRAINING = {
     "num_workers": 0,
     "max_epochs": 1,
     "epoch_length": 2,
-    "task_args": {
-        "jigsaw": {"num_permutations": 10, "gap": 2, "jitter": 1},
-        "relative_position": {"patch_size": [8, 8, 8], "gap": 1, "jitter": 1},
-    },
+    "task_args#jigsaw": {"grid": [2, 2, 2], "num_permutations": 10, "gap": 2, "jitter": 1},
+    "task_args#relative_position": {"patch_size": [8, 8, 8], "gap": 1, "jitter": 1},
 }
 TINY_SEGMENTATION = {**TINY_NETWORK, "roi_size": [32, 32, 32], "samples_per_volume": 2, "num_workers": 0,
                      "max_epochs": 2, "val_interval": 1}

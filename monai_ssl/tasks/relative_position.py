@@ -18,12 +18,14 @@ class RelativePositionTask(SiameseClassificationTask):
     Args:
         source_key: key of the volume.
         kwargs: arguments of :py:class:`~monai_ssl.transforms.RandRelativePatchPositiond` (``patch_size``,
-            ``gap``, ``jitter``, ``neighbours``, ``foreground_threshold``, ``mask_key``).
+            ``gap``, ``jitter``, ``neighbours``, ``foreground_threshold``, ``mask_key``). The task's defaults,
+            16^3 patches 2 voxels apart with 2 voxels of jitter, fit the 64^3 crops of the pretraining bundle.
     """
 
     name = "relative_position"
 
     def __init__(self, source_key: str = "image", **kwargs) -> None:
+        kwargs = {"patch_size": [16, 16, 16], "gap": 2, "jitter": 2, **kwargs}
         super().__init__(source_key, **kwargs)
         self.task_transform = RandRelativePatchPositiond(keys=self.input_key, label_key=self.label_key, **kwargs)
         self.num_classes = self.task_transform.num_classes

@@ -1,0 +1,64 @@
+"""The sample configs in sample_configs/ run as the README says (from the repository root)."""
+
+import os
+
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+
+from tests.conftest import shared_path
+from tests.helpers import PRETRAINING, REPO, SEGMENTATION, TINY_PRETRAINING, TINY_SEGMENTATION
+
+SAMPLES = REPO / "sample_configs"
+
+
+@pytest.fixture(autouse=True)
+def from_repository_root(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def run(config_files, **overrides) -> ConfigWorkflow:
+    flow = ConfigWorkflow(config_file=[str(f) for f in config_files], workflow_type="train", **overrides)
+    flow.initialize()
+    assert flow.check_properties() == []
+    flow.run()
+    flow.finalize()
+    return flow
+
+
+def test_brats_flair_t1c_pretraining_then_segmentation(tmp_path):
+    shared_path("brats_deepmedic")
+    pretraining = tmp_path / "pretraining"
+    run([PRETRAINING / "train.json", SAMPLES / "brats_flair_t1c_pretraining.json"],
+        **{**TINY_PRETRAINING, "output_dir": str(pretraining), "epoch_length": 1, "samples_per_volume": 1})
+    checkpoint = torch.load(pretraining / "models" / "model.pt", weights_only=True)
+    assert checkpoint["config"]["network"]["args"]["in_channels"] == 2
+    assert any(t["args"].get("mode") == "channels" for t in checkpoint["config"]["tasks"])
+
+    flow = run([SEGMENTATION / "train.json", SAMPLES / "brats_flair_t1c_segmentation.json"],
+               **{**TINY_SEGMENTATION, "output_dir": str(tmp_path / "segmentation"), "max_epochs": 1,
+                  "pretrained_path": str(pretraining / "models" / "model.pt")})
+    metrics = flow.parser.get_parsed_content("validate#evaluator").state.metrics
+    assert {"val_dice_necrosis", "val_dice_oedema", "val_dice_non_enhancing", "val_dice_enhancing"} <= set(metrics)
+    assert len(flow.parser.get_parsed_content("files")[0]) == 1  # num_labelled
+
+
+def test_ct_pretraining(tmp_path):
+    shared_path("ct", "example_ct.nii.gz")
+    flow = run([PRETRAINING / "train.json", SAMPLES / "ct_pretraining.json"],
+               **{**TINY_PRETRAINING, "output_dir": str(tmp_path), "epoch_length": 1})
+    assert flow.parser.get_parsed_content("modality") == "CT"
+    assert os.path.isfile(tmp_path / "models" / "model.pt")
+
+
+def test_pretrain_my_folder_needs_a_real_folder(tmp_path):
+    with pytest.raises(Exception) as error:
+        run([PRETRAINING / "train.json", SAMPLES / "pretrain_my_folder.json"], **TINY_PRETRAINING)
+    assert "is not a folder" in str(error.value.__cause__ or error.value)
+    from monai_ssl.data import write_phantom_dataset
+
+    write_phantom_dataset(str(tmp_path / "scans"), num_subjects=2, shape=(40, 40, 40))
+    run([PRETRAINING / "train.json", SAMPLES / "pretrain_my_folder.json"],
+        **{**TINY_PRETRAINING, "dataset_dir": str(tmp_path / "scans"), "output_dir": str(tmp_path / "out"),
+           "cache_dir": str(tmp_path / "cache")})
+    assert list((tmp_path / "cache").iterdir())  # the disk cache was filled
