@@ -33,6 +33,16 @@ def _montage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index(args: argparse.Namespace) -> int:
+    from monai_ssl.ingest import index_archive
+
+    summary = index_archive(args.archive_dir, args.out, args.cache_dir, args.modality, args.workers,
+                            args.min_slices, args.salt, args.report_paths)
+    print(summary.text())
+    print(f"datalist: {summary.datalist_path}\nreport: {summary.report_path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="monai-ssl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +60,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     montage.add_argument("--image", help="a NIfTI/DICOM volume to use instead of the embedded demo phantom")
     montage.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     montage.set_defaults(run=_montage)
+
+    index = commands.add_parser(
+        "index", help="turn a DICOM/NIfTI archive into a PHI-free MONAI datalist and a NIfTI cache",
+        description="Examine every file under ARCHIVE_DIR (by content, not name), group DICOM slices by series, "
+        "validate and convert each series to NIfTI in the cache, and write a datalist with salted hash keys plus "
+        "a JSON report of every skipped item and its reason.")
+    index.add_argument("archive_dir", help="root folder of the archive")
+    index.add_argument("--out", required=True, help="datalist JSON to write; the report goes beside it")
+    index.add_argument("--modality", nargs="+", help="DICOM modalities to keep, e.g. CT MR (default: all images)")
+    index.add_argument("--cache-dir", help="folder of the converted volumes (default: <out folder>/cache)")
+    index.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                       help="worker processes (default: %(default)s)")
+    index.add_argument("--min-slices", type=int, default=10, help="skip series with fewer slices (default: 10)")
+    index.add_argument("--salt", help="salt of the identifier hashes (default: $MONAI_SSL_SALT, else a secret "
+                       "created once in the cache folder)")
+    index.add_argument("--report-paths", action="store_true",
+                       help="name skipped files by their path in the archive in the report (folder names may "
+                       "carry patient names; off by default: items are salted hashes)")
+    index.set_defaults(run=_index)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -23,3 +23,13 @@ def test_demo_pretrains_then_fine_tunes_twice_and_prints_both_dice(tmp_path, cap
 def test_module_entry_point_shows_help():
     result = subprocess.run([sys.executable, "-m", "monai_ssl", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "demo" in result.stdout and "montage" in result.stdout
+
+
+def test_console_script_is_installed():
+    import os
+    import shutil
+
+    script = shutil.which("monai-ssl", path=os.path.dirname(sys.executable))
+    assert script is not None
+    result = subprocess.run([script, "index", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--min-slices" in result.stdout and "--salt" in result.stdout

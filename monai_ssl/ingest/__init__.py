@@ -1,0 +1,18 @@
+"""Hospital archive ingestion: DICOM/NIfTI trees to a clean, PHI-free MONAI datalist and NIfTI cache."""
+
+from monai_ssl.ingest.indexer import IndexSummary, index_archive, load_or_create_salt
+from monai_ssl.ingest.records import read_file_record, salted_hash, walk_files
+from monai_ssl.ingest.series import SeriesProblem, convert_series, series_geometry, validate_series
+
+__all__ = [
+    "IndexSummary",
+    "SeriesProblem",
+    "convert_series",
+    "index_archive",
+    "load_or_create_salt",
+    "read_file_record",
+    "salted_hash",
+    "series_geometry",
+    "validate_series",
+    "walk_files",
+]

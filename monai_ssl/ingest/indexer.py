@@ -1,0 +1,302 @@
+"""``monai-ssl index``: turn a DICOM/NIfTI archive into a clean, PHI-free MONAI datalist and a NIfTI cache.
+
+Memory stays bounded whatever the archive's size: file records go to an SQLite file on disk, at most a few tasks
+per worker are in flight, and one series at a time is held per worker. Every bad item ends as a skip with a
+reason code in the report; none stops the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import sqlite3
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from monai_ssl.ingest.records import DICOM, NIFTI, read_file_record, read_nifti_bytes, salted_hash, walk_files
+from monai_ssl.ingest.series import SeriesProblem, convert_series, validate_series, write_nifti_atomically
+
+__all__ = ["IndexSummary", "index_archive", "load_or_create_salt"]
+
+logger = logging.getLogger(__name__)
+
+_RECORD_FIELDS = ("path", "sop_class", "modality", "image_type", "series_uid", "series_key", "study_key",
+                  "subject_key", "frames", "rows", "columns", "pixel_spacing", "orientation", "position",
+                  "gantry_tilt", "transfer_syntax")
+_JSON_FIELDS = ("pixel_spacing", "orientation", "position")
+
+
+@dataclass
+class IndexSummary:
+    """Outcome of :func:`index_archive`."""
+
+    accepted: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    files: int = 0
+    datalist_path: str = ""
+    report_path: str = ""
+
+    def text(self) -> str:
+        lines = [f"indexed {self.files} files: {self.accepted} series accepted, {sum(self.skipped.values())} items "
+                 "skipped"]
+        lines += [f"  {reason}: {count}" for reason, count in sorted(self.skipped.items())]
+        return "\n".join(lines)
+
+
+def load_or_create_salt(cache_dir: str, salt: str | None = None) -> str:
+    """The salt of the identifier hashes: given, or ``MONAI_SSL_SALT``, or a secret kept in ``cache_dir/.salt``
+    (created once), so keys and cache names are stable across runs of the same cache."""
+    if salt:
+        return salt
+    if os.environ.get("MONAI_SSL_SALT"):
+        return os.environ["MONAI_SSL_SALT"]
+    path = os.path.join(cache_dir, ".salt")
+    if not os.path.exists(path):
+        fd = os.open(path + f".{os.getpid()}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        os.replace(path + f".{os.getpid()}", path)
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _bounded_map(executor: Executor | None, function: Callable, items: Iterable, window: int) -> Iterator[Any]:
+    """Map ``function`` over ``items`` with at most ``window`` tasks in flight (results in completion order).
+
+    ``executor=None`` runs in this process. Unlike ``Pool.imap``, the input is not read ahead without bound.
+    """
+    if executor is None:
+        yield from map(function, items)
+        return
+    pending: set[Future] = set()
+    for item in items:
+        pending.add(executor.submit(function, item))
+        if len(pending) >= window:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in done)
+    for future in pending:
+        yield future.result()
+
+
+class _ReadRecord:
+    """Picklable ``read_file_record`` with the salt bound."""
+
+    def __init__(self, salt: str) -> None:
+        self.salt = salt
+
+    def __call__(self, path: str) -> dict:
+        return read_file_record(path, self.salt)
+
+
+@dataclass
+class _SeriesJob:
+    kind: str
+    records: list[dict]
+    output_stem: str  # cache path without its suffix
+    modalities: Sequence[str] | None
+    min_slices: int
+
+
+def _process_series(job: _SeriesJob) -> dict:
+    """Validate and convert one series (or check and copy one NIfTI file); never raises."""
+    try:
+        if job.kind == DICOM:
+            validate_series(job.records, job.modalities, job.min_slices)
+            output = job.output_stem + ".nii.gz"
+            if not os.path.exists(output):  # resumable: a finished volume is never redone
+                volume, affine = convert_series(job.records)
+                write_nifti_atomically(volume, affine, output)
+        else:
+            output = _check_and_copy_nifti(job.records[0]["path"], job.output_stem, job.min_slices)
+        return {"ok": True, "image": output, **_volume_facts(output)}
+    except SeriesProblem as problem:
+        return {"ok": False, "reason": problem.reason, "detail": problem.detail}
+    except Exception as error:  # anything unexpected is a skip with its type, never a crash of the run
+        return {"ok": False, "reason": "conversion_failed", "detail": f"unexpected {type(error).__name__}"}
+
+
+def _check_and_copy_nifti(source: str, output_stem: str, min_slices: int) -> str:
+    """Check a NIfTI file (3D, finite, large enough) and copy it into the cache; returns the cached path, whose
+    suffix follows the content (gzipped or not), whatever the source's name."""
+    import nibabel as nib
+
+    try:
+        payload, compressed = read_nifti_bytes(source)
+        image_class = nib.Nifti1Image if payload[344:348] in (b"n+1\x00", b"ni1\x00") else nib.Nifti2Image
+        data = np.asanyarray(image_class.from_bytes(payload).dataobj)
+    except Exception as error:
+        raise SeriesProblem("unreadable_nifti", f"cannot read the NIfTI data ({type(error).__name__})")
+    shape = data.shape[:3] + tuple(s for s in data.shape[3:] if s != 1)
+    if len(shape) != 3:
+        raise SeriesProblem("not_3d", f"NIfTI with {len(shape)} non-singleton dimensions, expected 3")
+    if min(shape) < max(min_slices, 2):
+        raise SeriesProblem("too_few_slices", f"smallest dimension {min(shape)} < {max(min_slices, 2)}")
+    if np.issubdtype(data.dtype, np.floating) and not np.all(np.isfinite(data)):
+        raise SeriesProblem("non_finite_values", "NaN or infinite voxel values")
+    destination = output_stem + (".nii.gz" if compressed else ".nii")
+    if not os.path.exists(destination):
+        fd, temporary = tempfile.mkstemp(dir=os.path.dirname(destination), prefix=".tmp-", suffix=".nii.gz")
+        os.close(fd)
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, destination)
+    return destination
+
+
+def _volume_facts(path: str) -> dict:
+    import nibabel as nib
+
+    header = nib.load(path).header
+    return {"shape": [int(s) for s in header.get_data_shape()[:3]],
+            "spacing": [round(float(z), 6) for z in header.get_zooms()[:3]]}
+
+
+def _open_database(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path)
+    db.execute(f"CREATE TABLE dicom ({', '.join(_RECORD_FIELDS)})")
+    db.execute("CREATE TABLE nifti (path, relative)")
+    db.execute("CREATE TABLE skipped (item, reason, detail)")
+    db.execute("CREATE INDEX dicom_series ON dicom (series_uid)")
+    return db
+
+
+def _decode_row(row: Sequence) -> dict:
+    record = dict(zip(_RECORD_FIELDS, row))
+    for key in _JSON_FIELDS:
+        record[key] = json.loads(record[key])
+    return record
+
+
+def index_archive(
+    archive_dir: str,
+    out: str,
+    cache_dir: str | None = None,
+    modalities: Sequence[str] | None = None,
+    workers: int = 1,
+    min_slices: int = 10,
+    salt: str | None = None,
+    report_paths: bool = False,
+    progress: bool = True,
+) -> IndexSummary:
+    """Index an archive of DICOM and NIfTI files into a MONAI datalist and a cache of NIfTI volumes.
+
+    Args:
+        archive_dir: root of the archive; every file below it is examined, whatever its name.
+        out: the datalist JSON to write (``{"training": [...]}``); the report goes beside it
+            (``<name>_report.json``).
+        cache_dir: folder of the converted volumes, named by salted series hash; default ``<out folder>/cache``.
+            Re-running skips volumes already there; files appear under their final name only when complete.
+        modalities: DICOM modalities to keep (e.g. ``["CT", "MR"]``); ``None`` keeps all image modalities.
+        workers: worker processes; 1 works in this process.
+        min_slices: fewer slices (or a NIfTI dimension smaller than this) is skipped.
+        salt: salt of the identifier hashes (see :func:`load_or_create_salt`).
+        report_paths: list skipped files by their path relative to the archive in the report. Off by default,
+            since folder names in hospital exports can carry patient names; items are then salted hashes.
+        progress: show progress bars.
+
+    Returns:
+        an :py:class:`IndexSummary`; its text is the summary printed by the command line.
+    """
+    if not os.path.isdir(archive_dir):
+        raise ValueError(f"archive {archive_dir!r} is not a folder.")
+    out = os.path.abspath(out)
+    out_dir = os.path.dirname(out)
+    cache_dir = os.path.abspath(cache_dir or os.path.join(out_dir, "cache"))
+    os.makedirs(cache_dir, exist_ok=True)
+    salt = load_or_create_salt(cache_dir, salt)
+    modalities = [m.upper() for m in modalities] if modalities else None
+    summary = IndexSummary(datalist_path=out, report_path=os.path.splitext(out)[0] + "_report.json")
+
+    def item_name(path: str) -> str:
+        relative = os.path.relpath(path, archive_dir)
+        return relative if report_paths else "file:" + salted_hash(salt, "path", relative)[:16]
+
+    executor = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".index-") as scratch:
+        db = _open_database(os.path.join(scratch, "records.sqlite"))
+        try:
+            files = tqdm(walk_files(archive_dir), desc="files", unit=" files", disable=not progress)
+            for record in _bounded_map(executor, _ReadRecord(salt), files, window=4 * max(workers, 1)):
+                summary.files += 1
+                if record["kind"] == DICOM:
+                    db.execute(f"INSERT INTO dicom VALUES ({', '.join('?' * len(_RECORD_FIELDS))})",
+                               [json.dumps(record[k]) if k in _JSON_FIELDS else record[k] for k in _RECORD_FIELDS])
+                elif record["kind"] == NIFTI:
+                    db.execute("INSERT INTO nifti VALUES (?, ?)",
+                               (record["path"], os.path.relpath(record["path"], archive_dir)))
+                else:
+                    db.execute("INSERT INTO skipped VALUES (?, ?, ?)",
+                               (item_name(record["path"]), record["reason"], record["detail"]))
+            db.commit()
+            entries = _process_all_series(db, executor, cache_dir, salt, modalities, min_slices, workers,
+                                          item_name, progress)
+        finally:
+            if executor is not None:
+                executor.shutdown()
+        skipped = [{"item": item, "reason": reason, "detail": detail}
+                   for item, reason, detail in db.execute("SELECT item, reason, detail FROM skipped ORDER BY item")]
+        db.close()
+
+    relative_to_out = [{**e, "image": os.path.relpath(e["image"], out_dir)} for e in entries]
+    summary.accepted = len(entries)
+    summary.skipped = Counter(s["reason"] for s in skipped)
+    _write_json(out, {"training": sorted(relative_to_out, key=lambda e: e["series"])})
+    _write_json(summary.report_path, {
+        "files": summary.files, "accepted_series": summary.accepted,
+        "skipped_counts": dict(sorted(summary.skipped.items())), "skipped": skipped,
+    })
+    logger.info("%s", summary.text().replace("\n", "; "))
+    return summary
+
+
+def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, modalities, min_slices: int):
+    """One job per DICOM series (one series' records in memory at a time) and per NIfTI file."""
+    uids = [row[0] for row in db.execute("SELECT DISTINCT series_uid FROM dicom")]
+    for uid in uids:
+        records = [_decode_row(row) for row in db.execute("SELECT * FROM dicom WHERE series_uid = ?", (uid,))]
+        yield _SeriesJob(DICOM, records, os.path.join(cache_dir, records[0]["series_key"][:32]), modalities, min_slices)
+    for path, relative in db.execute("SELECT path, relative FROM nifti").fetchall():
+        key = salted_hash(salt, "series", "nifti", relative)
+        record = {"path": path, "series_key": key, "study_key": key,
+                  "subject_key": salted_hash(salt, "subject", "nifti", os.path.dirname(relative)), "modality": ""}
+        yield _SeriesJob(NIFTI, [record], os.path.join(cache_dir, key[:32]), modalities, min_slices)
+
+
+def _process_all_series(db, executor, cache_dir, salt, modalities, min_slices, workers, item_name, progress):
+    total = db.execute("SELECT (SELECT COUNT(DISTINCT series_uid) FROM dicom) + (SELECT COUNT(*) FROM nifti)")
+    jobs = _series_jobs(db, cache_dir, salt, modalities, min_slices)
+    results = _bounded_map(executor, _run_job, jobs, window=2 * max(workers, 1))
+    entries = []
+    for job, result in tqdm(results, total=total.fetchone()[0], desc="series", unit=" series", disable=not progress):
+        first = job.records[0]
+        if result["ok"]:
+            entries.append({"image": result["image"], "subject": first["subject_key"],
+                            "study": first["study_key"], "series": first["series_key"],
+                            "modality": first["modality"] or None, "format": job.kind,
+                            "num_slices": len(job.records) if job.kind == DICOM else None,
+                            "shape": result["shape"], "spacing": result["spacing"]})
+        else:
+            item = ("series:" + first["series_key"][:16]) if job.kind == DICOM else item_name(first["path"])
+            db.execute("INSERT INTO skipped VALUES (?, ?, ?)", (item, result["reason"], result["detail"]))
+    db.commit()
+    return entries
+
+
+def _run_job(job: _SeriesJob) -> tuple[_SeriesJob, dict]:
+    return job, _process_series(job)
+
+
+def _write_json(path: str, content: Any) -> None:
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(content, f, indent=2)
+    os.replace(temporary, path)

@@ -1,0 +1,176 @@
+"""DICOM series: validation (what to exclude and why), geometric slice sorting, and conversion to a NIfTI volume
+with the same voxel order and RAS affine as MONAI's ITK reader."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["SeriesProblem", "validate_series", "series_geometry", "convert_series", "write_nifti_atomically"]
+
+# SOP classes that are not cross-sectional images (structured reports, RT objects, presentation states, ...)
+_NON_IMAGE_MODALITIES = {"SR", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "PR", "KO", "REG", "SEG", "DOC", "AU",
+                         "ECG", "PLAN", "FID", "RWV"}
+_NON_IMAGE_SOP_PREFIXES = ("1.2.840.10008.5.1.4.1.1.88.",  # structured reports
+                           "1.2.840.10008.5.1.4.1.1.11.",  # presentation states
+                           "1.2.840.10008.5.1.4.1.1.481.",  # radiotherapy objects
+                           "1.2.840.10008.5.1.4.1.1.66",  # raw data, registration, segmentation
+                           "1.2.840.10008.5.1.4.1.1.104.")  # encapsulated documents
+_SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+_ENHANCED_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.4.1",
+                         "1.2.840.10008.5.1.4.1.1.2.2", "1.2.840.10008.5.1.4.1.1.4.3"}
+# relative tolerance on slice spacing, and absolute tolerances in mm and direction cosines
+_SPACING_TOLERANCE = 0.05
+_POSITION_TOLERANCE_MM = 0.05
+_ORIENTATION_TOLERANCE = 1e-3
+
+
+class SeriesProblem(Exception):
+    """A series that must not be accepted, with a reason code and a sentence without patient data."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _same(values: Sequence, tolerance: float) -> bool:
+    array = np.asarray(values, dtype=float)
+    return bool(np.all(np.abs(array - array[0]) <= tolerance))
+
+
+def validate_series(records: Sequence[dict], modalities: Sequence[str] | None, min_slices: int) -> None:
+    """Raise :class:`SeriesProblem` if the slices of one SeriesInstanceUID must not become a volume.
+
+    Checks, in order: object type (non-image, secondary capture, derived, localizer, enhanced multi-frame),
+    modality filter, complete geometry, consistent size, pixel spacing and orientation, slice count, gantry tilt,
+    and uniform slice spacing with no duplicate or missing slice.
+    """
+    first = records[0]
+    sop, modality = first["sop_class"], first["modality"]
+    image_types = {t for r in records for t in r["image_type"].split("\\") if t}
+    if modality in _NON_IMAGE_MODALITIES or sop.startswith(_NON_IMAGE_SOP_PREFIXES):
+        raise SeriesProblem("non_image_object", f"modality {modality or '?'} is not a cross-sectional image")
+    if sop.startswith(_SECONDARY_CAPTURE_PREFIX):
+        raise SeriesProblem("secondary_capture", "secondary capture, not an acquired image")
+    if image_types & {"LOCALIZER", "SCOUT"}:
+        raise SeriesProblem("localizer", "localizer or scout image")
+    if "DERIVED" in image_types:
+        raise SeriesProblem("derived_image", "derived image (reformat, projection or map), not an acquisition")
+    if sop in _ENHANCED_SOP_CLASSES or any(r["frames"] > 1 for r in records):
+        raise SeriesProblem("multiframe_unsupported", "enhanced or multi-frame DICOM is not supported yet")
+    if modalities and modality not in modalities:
+        raise SeriesProblem("modality_excluded", f"modality {modality or '?'} not in {list(modalities)}")
+    if any(r["orientation"] is None or r["position"] is None or r["pixel_spacing"] is None for r in records):
+        raise SeriesProblem("missing_geometry", "a slice lacks orientation, position or pixel spacing")
+    if len({(r["rows"], r["columns"]) for r in records}) > 1:
+        raise SeriesProblem("inconsistent_size", "slices of different sizes")
+    if not _same([r["pixel_spacing"] for r in records], 1e-4):
+        raise SeriesProblem("inconsistent_pixel_spacing", "slices with different pixel spacings")
+    if not _same([r["orientation"] for r in records], _ORIENTATION_TOLERANCE):
+        raise SeriesProblem("inconsistent_orientation", "slices with different orientations")
+    if len(records) < max(min_slices, 2):
+        raise SeriesProblem("too_few_slices", f"{len(records)} slice(s), fewer than {max(min_slices, 2)}")
+    if any(abs(r["gantry_tilt"]) > 1e-3 for r in records):
+        raise SeriesProblem("gantry_tilt", "gantry tilt: slices are sheared, not a rectilinear volume")
+    series_geometry(records)  # raises on sheared, duplicate, missing or uneven slices
+
+
+def _slice_normal(orientation: Sequence[float]) -> np.ndarray:
+    row, column = np.asarray(orientation[:3]), np.asarray(orientation[3:])
+    return np.cross(row, column)
+
+
+def series_geometry(records: Sequence[dict]) -> tuple[list[int], float]:
+    """Order of the slices along the slice normal (ImagePositionPatient projected on it), and the slice spacing.
+
+    Raises:
+        SeriesProblem: duplicate slices, missing slices, uneven spacing, or positions off the normal (tilt).
+    """
+    normal = _slice_normal(records[0]["orientation"])
+    positions = np.array([r["position"] for r in records], dtype=float)
+    distances = positions @ normal
+    order = np.argsort(distances, kind="stable")
+    steps = np.diff(distances[order])
+    if np.any(steps < _POSITION_TOLERANCE_MM):
+        raise SeriesProblem("duplicate_slice", "two slices at the same position")
+    spacing = float(np.min(steps))
+    offsets = np.diff(positions[order], axis=0)
+    in_plane = offsets - np.outer(offsets @ normal, normal)
+    if np.any(np.linalg.norm(in_plane, axis=1) > max(_POSITION_TOLERANCE_MM, _SPACING_TOLERANCE * spacing)):
+        raise SeriesProblem("gantry_tilt", "slice positions are not stacked along the slice normal")
+    if np.any(np.abs(steps - spacing) > _SPACING_TOLERANCE * spacing):
+        ratios = steps / spacing
+        if np.all(np.abs(ratios - np.round(ratios)) <= _SPACING_TOLERANCE):
+            missing = int(np.sum(np.round(ratios) - 1))
+            raise SeriesProblem("missing_slice", f"{missing} slice(s) missing from a regular {spacing:.3g} mm grid")
+        raise SeriesProblem("nonuniform_spacing", f"slice spacing varies from {steps.min():.3g} to {steps.max():.3g} mm")
+    return [int(i) for i in order], spacing
+
+
+def _ras_affine(first: dict, last: dict, count: int) -> np.ndarray:
+    """Voxel (column, row, slice) to RAS millimetres. DICOM positions are LPS; NIfTI and MONAI use RAS."""
+    row_direction = np.asarray(first["orientation"][:3])
+    column_direction = np.asarray(first["orientation"][3:])
+    row_spacing, column_spacing = first["pixel_spacing"]  # DICOM: spacing between rows, then between columns
+    affine = np.eye(4)
+    affine[:3, 0] = row_direction * column_spacing
+    affine[:3, 1] = column_direction * row_spacing
+    affine[:3, 2] = (np.asarray(last["position"]) - np.asarray(first["position"])) / (count - 1)
+    affine[:3, 3] = first["position"]
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+
+
+def convert_series(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode the slices (any transfer syntax pydicom's installed decoders handle: JPEG 2000, JPEG lossless,
+    JPEG-LS, RLE, ...), apply RescaleSlope/RescaleIntercept (CT in HU) and stack them in geometric order.
+
+    Returns:
+        ``(volume, affine)``: float32 ``(columns, rows, slices)`` and its 4x4 RAS affine, as MONAI's ITK reader.
+
+    Raises:
+        SeriesProblem: undecodable or truncated pixel data, or a slice without pixel data.
+    """
+    import pydicom
+
+    order, _ = series_geometry(records)
+    ordered = [records[i] for i in order]
+    slices = []
+    for record in ordered:
+        try:
+            ds = pydicom.dcmread(record["path"])
+            if "PixelData" not in ds:
+                raise SeriesProblem("no_pixel_data", "a slice has no pixel data")
+            pixels = ds.pixel_array.astype(np.float32)
+        except SeriesProblem:
+            raise
+        except Exception as error:  # decoders raise many types; none may stop the run
+            raise SeriesProblem("undecodable_pixels", f"pixel data cannot be decoded ({type(error).__name__})")
+        if pixels.shape != (record["rows"], record["columns"]):
+            raise SeriesProblem("undecodable_pixels", f"decoded slice shape {pixels.shape} differs from the header")
+        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+        slices.append(pixels.T * slope + intercept)  # (rows, columns) -> (columns, rows)
+    volume = np.stack(slices, axis=-1)
+    return volume, _ras_affine(ordered[0], ordered[-1], len(ordered))
+
+
+def write_nifti_atomically(volume: np.ndarray, affine: np.ndarray, path: str) -> None:
+    """Write a NIfTI file under a temporary name, then rename it: a crash never leaves a partial file that a
+    later run would trust."""
+    import nibabel as nib
+
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".nii.gz")
+    os.close(fd)
+    try:
+        image = nib.Nifti1Image(volume, affine)
+        image.set_qform(affine, code=1)
+        image.set_sform(affine, code=1)
+        nib.save(image, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
