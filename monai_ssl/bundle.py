@@ -271,16 +271,28 @@ def check_pretext_setup(model: PretextModel, roi_size: Sequence[int]) -> None:
     logger.info("pretext setup checked: tasks %s on %s crops", list(model.tasks), list(roi))
 
 
-def per_class_dice(label_names: Mapping[str, int]) -> dict[str, MeanDice]:
-    """One ``MeanDice`` metric per foreground class, named ``val_dice_<name>``, on one-hot ``pred``/``label``."""
+def _channels(indices: Sequence[int]):
+    """An output transform keeping the union of some one-hot channels of ``pred`` and ``label``."""
 
-    def channel(index: int):
-        def select(output):
-            preds, labels = from_engine(["pred", "label"])(output)
-            return [p[index : index + 1] for p in preds], [lb[index : index + 1] for lb in labels]
+    def select(output):
+        preds, labels = from_engine(["pred", "label"])(output)
+        union = lambda x: x[list(indices)].amax(0, keepdim=True)  # noqa: E731
+        return [union(p) for p in preds], [union(lb) for lb in labels]
 
-        return select
+    return select
 
-    return {f"val_dice_{name}": MeanDice(include_background=True, output_transform=channel(index))
-            for name, index in label_names.items() if index != 0}
+
+def per_class_dice(
+    label_names: Mapping[str, int], label_groups: Mapping[str, Sequence[int]] | None = None
+) -> dict[str, MeanDice]:
+    """``MeanDice`` metrics on one-hot ``pred``/``label``: one per foreground class (``val_dice_<name>``) and one
+    per group of label values (``val_dice_<group>``, e.g. BraTS whole tumour ``[1, 2, 3, 4]``)."""
+    metrics = {f"val_dice_{name}": MeanDice(include_background=True, output_transform=_channels([index]))
+               for name, index in label_names.items() if index != 0}
+    for group, indices in (label_groups or {}).items():
+        if not indices or not set(indices) <= set(label_names.values()):
+            raise ValueError(f"label group {group!r} must list label values among {sorted(label_names.values())}, "
+                             f"got {indices}.")
+        metrics[f"val_dice_{group}"] = MeanDice(include_background=True, output_transform=_channels(indices))
+    return metrics
 

@@ -108,3 +108,8 @@ def test_per_class_dice_selects_each_foreground_channel():
         return float(DiceMetric(include_background=True)(torch.stack(preds), torch.stack(labels)).mean())
 
     assert dice("val_dice_brain") == pytest.approx(1.0) and dice("val_dice_lesion") == pytest.approx(2 / 3)
+    metrics = per_class_dice({"background": 0, "brain": 1, "lesion": 3}, {"any": [1, 3]})
+    # union of channels 1 and 3: prediction covers rows 0-1 (brain) and row 0 (lesion), label rows 0-1 of both
+    assert dice("val_dice_any") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="label group 'bad'"):
+        per_class_dice({"background": 0, "brain": 1}, {"bad": [2]})

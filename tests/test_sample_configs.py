@@ -39,7 +39,8 @@ def test_brats_flair_t1c_pretraining_then_segmentation(tmp_path):
                **{**TINY_SEGMENTATION, "output_dir": str(tmp_path / "segmentation"), "max_epochs": 1,
                   "pretrained_path": str(pretraining / "models" / "model.pt")})
     metrics = flow.parser.get_parsed_content("validate#evaluator").state.metrics
-    assert {"val_dice_necrosis", "val_dice_oedema", "val_dice_non_enhancing", "val_dice_enhancing"} <= set(metrics)
+    assert {"val_dice_necrosis", "val_dice_oedema", "val_dice_non_enhancing", "val_dice_enhancing",
+            "val_dice_whole_tumour", "val_dice_tumour_core", "val_dice_enhancing_tumour"} <= set(metrics)
     assert len(flow.parser.get_parsed_content("files")[0]) == 1  # num_labelled
 
 
