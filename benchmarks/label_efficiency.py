@@ -134,7 +134,7 @@ def pretrain(bundles: Path, work: Path, dataset: str, arm: str, pool: list[dict]
 
 def fine_tune(bundles: Path, work: Path, run_name: str, labelled: list[dict], evaluation: list[dict],
               preset: dict, seed: int, pretrained: str | None, label_names: dict, label_groups: dict,
-              in_channels: int) -> dict[str, float]:
+              in_channels: int, overrides: dict) -> dict[str, float]:
     """Fine-tune on ``labelled`` with the fixed budget through the segmentation bundle, which validates the final
     model once, after the last epoch, on ``evaluation`` (nothing is selected on it); returns its Dice metrics."""
     datalist = write_datalist(work / "lists" / f"{run_name}.json", training=labelled, validation=evaluation)
@@ -143,7 +143,7 @@ def fine_tune(bundles: Path, work: Path, run_name: str, labelled: list[dict], ev
         output_dir=str(work / "fine_tune" / run_name), label_names=label_names, label_groups=label_groups,
         seed=seed, max_epochs=preset["fine_tune_epochs"], val_interval=preset["fine_tune_epochs"],
         samples_per_volume=preset["samples"], batch_size=preset["batch"], use_pretrained=pretrained is not None,
-        pretrained_path=pretrained, **network_overrides(preset, in_channels))
+        pretrained_path=pretrained, **network_overrides(preset, in_channels), **overrides)
     metrics = workflow.parser.get_parsed_content("validate#evaluator").state.metrics
     return {k[len("val_dice_"):]: float(v) for k, v in metrics.items() if k.startswith("val_dice_")}
 
@@ -178,6 +178,9 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
     parser.add_argument("--datasets", nargs="+", default=["regions", "tumour"], choices=["regions", "tumour"])
     parser.add_argument("--seeds", nargs="+", type=int, help="fine-tuning seeds (default: the preset's)")
+    parser.add_argument("--fine-tune-overrides", type=json.loads, default={},
+                        help="segmentation-bundle settings for every arm, scratch included, e.g. "
+                        "'{\"freeze_encoder_epochs\": 20}' or '{\"encoder_only\": false}'")
     args = parser.parse_args()
     preset = dict(PRESETS[args.preset])
     if args.seeds:
@@ -206,7 +209,7 @@ def main() -> None:
                     print(f"regions: {arm}, {count} labelled, seed {seed}", flush=True)
                     scores["regions"][count][arm][seed] = fine_tune(
                         bundles, work, f"regions_{count}_{arm}_{seed}", labelled, evaluation, preset, seed, model,
-                        names, {}, 1)
+                        names, {}, 1, args.fine_tune_overrides)
 
     if "tumour" in args.datasets:
         subjects = brats_subjects(data_root, args.brats_subjects)
@@ -220,7 +223,7 @@ def main() -> None:
                     evaluation = [s for s in subjects if s is not labelled]
                     print(f"tumour: {arm}, fold {fold}, seed {seed}", flush=True)
                     metrics = fine_tune(bundles, work, f"tumour_{fold}_{arm}_{seed}", [labelled], evaluation,
-                                        preset, seed, model, names, TUMOUR_REGIONS, 2)
+                                        preset, seed, model, names, TUMOUR_REGIONS, 2, args.fine_tune_overrides)
                     for region in TUMOUR_REGIONS:
                         per_region[region].append(metrics[region])
                 scores["tumour"][1][arm][seed] = {k: float(np.mean(v)) for k, v in per_region.items()}
@@ -242,7 +245,8 @@ def write_results(args, preset: dict, scores: dict, seconds: float) -> None:
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit}",
              f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch threads {preset['threads']}",
              f"- wall time: {seconds / 60:.1f} min",
-             f"- preset `{args.preset}`: {json.dumps(preset)}", "",
+             f"- preset `{args.preset}`: {json.dumps(preset)}",
+             f"- fine-tuning overrides for every arm: {json.dumps(args.fine_tune_overrides) or '{}'}", "",
              "Each cell: mean ± sd over seeds of the mean Dice over evaluation subjects (and, for the tumour, the "
              "folds). The final fine-tuned model is evaluated; no hyper-parameter or checkpoint is chosen on "
              "evaluation subjects, and every arm has the same fine-tuning budget; arms differ only in their "

@@ -68,3 +68,13 @@ def run_cli(args: list[str], cwd, timeout: int = 300) -> subprocess.CompletedPro
 def bundle_command(config_files, overrides: dict) -> list[str]:
     files = config_files if isinstance(config_files, str) else json.dumps([str(f) for f in config_files])
     return [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(files), *cli_arguments(overrides)]
+
+
+def unique_volume(shape) -> torch.Tensor:
+    """Every voxel holds a distinct value, so equal patches can only come from the same place."""
+    return torch.arange(int(torch.tensor(shape).prod()), dtype=torch.float32).reshape(shape)
+
+
+def crop(img, start, size):
+    """The patch of ``size`` at voxel ``start`` of a channel-first image."""
+    return img[(slice(None),) + tuple(slice(int(s), int(s) + n) for s, n in zip(start, size))]

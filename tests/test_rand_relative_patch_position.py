@@ -6,14 +6,12 @@ import torch
 from monai.data import MetaTensor
 
 from monai_ssl.transforms import RandRelativePatchPosition, neighbour_offsets
+from tests import helpers
+from tests.helpers import crop
 
 
 def unique_volume(shape=(1, 40, 40, 40)) -> torch.Tensor:
-    return torch.arange(int(np.prod(shape)), dtype=torch.float32).reshape(shape)
-
-
-def crop(img, start, size):
-    return img[(slice(None),) + tuple(slice(int(s), int(s) + n) for s, n in zip(start, size))]
+    return helpers.unique_volume(shape)
 
 
 def test_without_jitter_the_neighbour_starts_at_centre_plus_offset_times_step():

@@ -6,15 +6,12 @@ import torch
 from monai.data import MetaTensor
 
 from monai_ssl.transforms import RandVolumeJigsaw, max_hamming_permutations
+from tests import helpers
+from tests.helpers import crop
 
 
 def unique_volume(shape=(1, 40, 36, 32)) -> torch.Tensor:
-    """Every voxel holds a distinct value, so equal patches can only come from the same place."""
-    return torch.arange(int(np.prod(shape)), dtype=torch.float32).reshape(shape)
-
-
-def crop(img, start, size):
-    return img[(slice(None),) + tuple(slice(int(s), int(s) + n) for s, n in zip(start, size))]
+    return helpers.unique_volume(shape)
 
 
 def test_output_i_is_cube_permutations_label_i_and_undoing_restores_cubes():
