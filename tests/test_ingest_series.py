@@ -1,7 +1,6 @@
 """Volumes built from DICOM series match the expected geometry, MONAI's ITK reader and dcm2niix."""
 
 import glob
-import os
 import shutil
 import subprocess
 
