@@ -1,24 +1,32 @@
-"""Label-efficiency benchmark on real MRI: does pretraining help with one or two labelled subjects?
+"""Label-efficiency benchmark on real MRI: does a pretrained encoder help with 1, 2 or 4 labelled subjects?
 
-It drives the two bundles through ``ConfigWorkflow`` (the code users run) and adds no training path of its own:
-for each dataset it pretrains one model per arm (each single pretext task, and all four) on the unlabelled
-pool, fine-tunes from scratch and from each pretrained model with the same budget, network, augmentation and
-schedule, and evaluates the *final* model (no model selection on evaluation subjects) on held-out subjects in
-their original geometry.
+It drives the segmentation bundle through ``ConfigWorkflow`` (the code users run) and adds no training path of its
+own. Every arm fine-tunes the same UNet (the bundles' ``network_def``) with the same iteration budget, schedule and
+augmentation; arms differ only in their initial weights. The *final* model is evaluated on subjects that were
+never pretrained on, fine-tuned on or used to choose anything.
 
-Datasets (``--data-root``, default ``../shared/data``):
+Datasets (``--data-root``, laid out like ``../shared/data``):
 
-1. brain tumour: ``brats_deepmedic``, 4 subjects, FLAIR + T1c. Pretraining pool: the 4 subjects' images plus the
-   human template brains of ``brain_atlas`` (Colin27, MNI152 T1; single-channel, given in both channels). Fine-
-   tuning on 1 labelled subject, evaluated on the other 3, rotating the labelled subject across 4 folds. Dice of
-   whole tumour (labels 1-4), tumour core (1, 3, 4) and enhancing tumour (4).
-2. brain regions: T1-like images synthesised (SynthSeg-style) from the 20 real anatomies of
-   ``synthseg_label_maps`` at 2 mm; labels grouped into 6 regions. Pretraining pool: subjects 1-15, unlabelled.
-   Fine-tuning on subject 1, and on subjects 1-2. Evaluation on subjects 16-20, never pretrained or tuned on.
+1. brain regions: T1-like images synthesised (SynthSeg-style, fixed seeds) from the real anatomies of
+   ``synthseg_label_maps`` at 2 mm; labels grouped into 6 regions. Fine-tuning on the first 1, 2 and 4 of
+   ``--regions-train``; evaluation on ``--regions-eval`` (default 16-20).
+2. brain tumour: ``brats_deepmedic``, FLAIR + T1c. Fine-tuning on one of ``--brats-train-subjects`` (one fold
+   each), evaluation on ``--brats-eval-subjects`` (default: the ``validation`` folder). Dice of whole tumour
+   (labels 1-4), tumour core (1, 3, 4) and enhancing tumour (4).
 
-Run: ``python benchmarks/label_efficiency.py --preset cpu`` (or ``gpu``); ``--brats-subjects`` and
-``--regions-train``/``--regions-eval`` choose other subjects. Results: ``benchmarks/results/label_efficiency.md``
-and ``label_efficiency.png``.
+Pretrained weights: ``--pretrained ARM=PATH[,PATH...]`` gives each pretrained arm its checkpoint(s); with one path
+per fine-tuning seed, seed ``i`` uses the ``i``-th (the pretraining seed varies with the seed); with one path,
+every seed uses it. The default is the encoder shipped in ``bundles/pretext_pretraining/models/model.pt`` for arm
+``all``. ``--pretrain`` pretrains instead, through the pretraining bundle, on the pool of
+:func:`pretraining_pool` (never an evaluation subject), once per arm and seed; those models are cached under a hash
+of the pool and every setting.
+
+The fine-tuning budget is fixed per preset; ``--choose-budget`` measures it instead: scratch is fine-tuned on one
+labelled subject and validated on *training-pool* subjects that are neither labelled nor evaluated, and the first
+iteration within 2 Dice points of its best is printed.
+
+Run: ``python benchmarks/label_efficiency.py --preset cpu``. Results: ``benchmarks/results/label_efficiency.md`` and
+``label_efficiency.png`` (final Dice per arm and labelled count, and Dice against fine-tuning iterations).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -39,50 +48,70 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from monai_ssl.data.synthesis import BRAIN_REGIONS, group_labels, synthesize_t1  # noqa: E402
 from monai_ssl.demo import find_bundles_dir, run_bundle  # noqa: E402
 
-ARMS = ["scratch", "jigsaw", "rotation", "colorization", "relative_position", "all"]
 TASKS = ["jigsaw", "rotation", "colorization", "relative_position"]
+ARMS = ["scratch", "all", *TASKS]
 TUMOUR_REGIONS = {"whole_tumour": [1, 2, 3, 4], "tumour_core": [1, 3, 4], "enhancing_tumour": [4]}
+SHIPPED = REPO / "bundles" / "pretext_pretraining" / "models" / "model.pt"
 PRESETS = {
-    # 2 cores, within 60 minutes: 3 mm voxels, 48^3 crops, a small UNet, short budgets
-    "cpu": {"spacing": [3.0, 3.0, 3.0], "roi": [48, 48, 48], "channels": [8, 16, 32, 64], "res_units": 1,
-            "pretrain_epochs": 6, "pretrain_epoch_length": 10, "fine_tune_epochs": 60, "samples": 4, "batch": 2,
-            "seeds": [0, 1, 2], "threads": 2},
-    "gpu": {"spacing": [1.5, 1.5, 1.5], "roi": [96, 96, 96], "channels": [16, 32, 64, 128], "res_units": 2,
-            "pretrain_epochs": 50, "pretrain_epoch_length": 40, "fine_tune_epochs": 400, "samples": 4, "batch": 2,
-            "seeds": [0, 1, 2], "threads": 8},
+    # 2 cores. The network is the bundles' default (the shipped encoder's); fine-tuning crops of 48^3 at 2 mm keep
+    # an iteration near 0.3 s. The budgets per dataset come from --choose-budget (results/fine_tune_budget_cpu.md):
+    # scratch within 0.02 Dice of its best at 360 (tumour) and 440 (regions) iterations on training subjects.
+    "cpu": {"spacing": [2.0, 2.0, 2.0], "roi": [48, 48, 48], "channels": [16, 32, 64, 128], "res_units": 2,
+            "fine_tune_iterations": {"regions": 480, "tumour": 360}, "curve_interval": 80, "samples": 2, "batch": 2,
+            "label_counts": [1, 2, 4], "seeds": [0, 1, 2], "threads": 2,
+            "pretrain_epochs": 6, "pretrain_epoch_length": 10, "pretrain_roi": [64, 64, 64]},
+    "gpu": {"spacing": [2.0, 2.0, 2.0], "roi": [64, 64, 64], "channels": [16, 32, 64, 128], "res_units": 2,
+            "fine_tune_iterations": {"regions": 2000, "tumour": 1000}, "curve_interval": 100, "samples": 4, "batch": 2,
+            "label_counts": [1, 2, 4], "seeds": [0, 1, 2], "threads": 8,
+            "pretrain_epochs": 30, "pretrain_epoch_length": 100, "pretrain_roi": [64, 64, 64]},
     # a minute-long run of every step, for the tests
     "smoke": {"spacing": [6.0, 6.0, 6.0], "roi": [32, 32, 32], "channels": [8, 16, 32], "res_units": 1,
-              "pretrain_epochs": 1, "pretrain_epoch_length": 1, "fine_tune_epochs": 1, "samples": 1, "batch": 1,
-              "seeds": [0], "threads": 2},
+              "fine_tune_iterations": {"regions": 2, "tumour": 2}, "curve_interval": 1, "samples": 1, "batch": 1,
+              "label_counts": [1], "seeds": [0], "threads": 2,
+              "pretrain_epochs": 1, "pretrain_epoch_length": 1, "pretrain_roi": [32, 32, 32]},
 }
+# pretext settings for --pretrain, by crop size
 TASK_ARGS = {
-    48: {"jigsaw": {"grid": [2, 2, 2], "num_permutations": 24, "gap": 2, "jitter": 2},
-         "relative_position": {"patch_size": [12, 12, 12], "gap": 2, "jitter": 2, "foreground_threshold": 0.05}},
-    96: {"jigsaw": {"grid": [2, 2, 2], "num_permutations": 100, "gap": 4, "jitter": 2},
-         "relative_position": {"patch_size": [24, 24, 24], "gap": 4, "jitter": 2, "foreground_threshold": 0.05}},
+    64: {"jigsaw": {"grid": [2, 2, 2], "num_permutations": 100, "gap": 4, "jitter": 2},
+         "relative_position": {"patch_size": [16, 16, 16], "gap": 2, "jitter": 2, "foreground_threshold": 0.05}},
     32: {"jigsaw": {"grid": [2, 2, 2], "num_permutations": 10, "gap": 2, "jitter": 1},
          "relative_position": {"patch_size": [8, 8, 8], "gap": 1, "jitter": 1}},
 }
 
 
 # ---- data ----------------------------------------------------------------------------------------------------
-def brats_subjects(data_root: Path, names: list[str] | None) -> list[dict]:
-    folders = sorted(glob.glob(str(data_root / "brats_deepmedic" / "*" / "brats_*")))
-    if names:
-        folders = [f for f in folders if os.path.basename(f) in names]
-    return [{"name": os.path.basename(f), "image": [f"{f}/Flair_subtrMeanDivStd.nii.gz", f"{f}/T1c_subtrMeanDivStd.nii.gz"],
-             "label": f"{f}/OTMultiClass.nii.gz"} for f in folders]
+def brats_subjects(data_root: Path, names: list[str]) -> list[dict]:
+    folders = {os.path.basename(f): f for f in glob.glob(str(data_root / "brats_deepmedic" / "*" / "brats_*"))}
+    missing = [n for n in names if n not in folders]
+    if missing:
+        raise SystemExit(f"BraTS subjects {missing} are not under {data_root / 'brats_deepmedic'}; found "
+                         f"{sorted(folders)}.")
+    return [{"name": n, "image": [f"{folders[n]}/Flair_subtrMeanDivStd.nii.gz", f"{folders[n]}/T1c_subtrMeanDivStd.nii.gz"],
+             "label": f"{folders[n]}/OTMultiClass.nii.gz"} for n in names]
 
 
-def brats_templates(data_root: Path) -> list[dict]:
-    names = ["ch2better.nii.gz", "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"]
-    paths = [str(data_root / "brain_atlas" / n) for n in names if (data_root / "brain_atlas" / n).exists()]
-    return [{"image": [p, p]} for p in paths]  # single-channel templates, in both input channels
+def default_brats_split(data_root: Path) -> tuple[list[str], list[str]]:
+    names = lambda split: sorted(os.path.basename(f) for f in glob.glob(str(data_root / "brats_deepmedic" / split / "brats_*")))  # noqa: E731
+    return names("train"), names("validation")
+
+
+def pretraining_pool(data_root: Path, regions_train: list[int], brats_train: list[dict]) -> list[dict]:
+    """The unlabelled pool: anatomies of the regions training subjects as label maps (a new random-contrast image
+    at every draw), each BraTS training subject's FLAIR and T1c as single-channel scans, and the human templates.
+    Evaluation subjects are never in it."""
+    pool = [{"label_map": str(data_root / "synthseg_label_maps" / f"training_seg_{s:02d}.nii.gz")}
+            for s in regions_train]
+    pool += [{"image": channel} for subject in brats_train for channel in subject["image"]]
+    for name in ("ch2better.nii.gz", "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"):
+        if (data_root / "brain_atlas" / name).exists():
+            pool.append({"image": str(data_root / "brain_atlas" / name)})
+    return pool
 
 
 def synthesise_regions(data_root: Path, work: Path, subjects: list[int]) -> dict[int, dict]:
@@ -113,184 +142,354 @@ def write_datalist(path: Path, **lists) -> str:
 def network_overrides(preset: dict, in_channels: int) -> dict:
     return {"in_channels": in_channels, "network_def#channels": preset["channels"],
             "network_def#strides": [2] * (len(preset["channels"]) - 1),
-            "network_def#num_res_units": preset["res_units"], "spacing": preset["spacing"],
-            "roi_size": preset["roi"], "num_workers": 0}
+            "network_def#num_res_units": preset["res_units"], "spacing": preset["spacing"], "num_workers": 0}
 
 
-def pretrain(bundles: Path, work: Path, dataset: str, arm: str, pool: list[dict], preset: dict,
-             in_channels: int, num_classes: int) -> str:
-    output = work / "pretrain" / dataset / arm
+def pretrain(bundles: Path, work: Path, arm: str, seed: int, pool: list[dict], preset: dict) -> str:
+    """Pretrain one arm with one seed through the pretraining bundle; cached under a hash of pool and settings."""
+    settings = {"tasks": TASKS if arm == "all" else [arm], "task_args": TASK_ARGS[preset["pretrain_roi"][0]],
+                "max_epochs": preset["pretrain_epochs"], "epoch_length": preset["pretrain_epoch_length"],
+                "samples_per_volume": preset["samples"], "batch_size": preset["batch"], "seed": seed,
+                "roi_size": preset["pretrain_roi"], **network_overrides(preset, 1)}
+    key = hashlib.sha256(json.dumps([pool, settings], sort_keys=True).encode()).hexdigest()[:16]
+    output = work / "pretrain" / f"{arm}_seed{seed}_{key}"
     model = output / "models" / "model.pt"
     if not model.exists():
         run_bundle(str(bundles / "pretext_pretraining" / "configs" / "train.json"),
-                   datalist=write_datalist(work / "lists" / f"{dataset}_pool.json", training=pool),
-                   output_dir=str(output), tasks=TASKS if arm == "all" else [arm],
-                   task_args=TASK_ARGS[preset["roi"][0]], max_epochs=preset["pretrain_epochs"],
-                   epoch_length=preset["pretrain_epoch_length"], samples_per_volume=preset["samples"],
-                   batch_size=preset["batch"], num_classes=num_classes, seed=0,
-                   **network_overrides(preset, in_channels))
+                   datalist=write_datalist(work / "lists" / f"pool_{key}.json", training=pool),
+                   output_dir=str(output), **settings)
     return str(model)
 
 
-def fine_tune(bundles: Path, work: Path, run_name: str, labelled: list[dict], evaluation: list[dict],
+def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: list[dict], evaluation: list[dict],
               preset: dict, seed: int, pretrained: str | None, label_names: dict, label_groups: dict,
-              in_channels: int, overrides: dict) -> dict[str, float]:
-    """Fine-tune on ``labelled`` with the fixed budget through the segmentation bundle, which validates the final
-    model once, after the last epoch, on ``evaluation`` (nothing is selected on it); returns its Dice metrics."""
+              in_channels: int, overrides: dict) -> tuple[dict[str, float], list[tuple[int, float]]]:
+    """Fine-tune on ``labelled`` for the preset's iteration budget of ``dataset`` through the segmentation bundle,
+    validating on
+    ``evaluation`` every ``curve_interval`` iterations (read only: nothing is selected on it).
+
+    Returns the final model's Dice per class and region, and the mean-Dice curve ``[(iteration, Dice)]``."""
+    from ignite.engine import Events
+    from monai.bundle import ConfigWorkflow
+
+    interval, budget = preset["curve_interval"], preset["fine_tune_iterations"][dataset]
     datalist = write_datalist(work / "lists" / f"{run_name}.json", training=labelled, validation=evaluation)
-    workflow = run_bundle(
-        str(bundles / "brain_mri_segmentation" / "configs" / "train.json"), datalist=datalist,
-        output_dir=str(work / "fine_tune" / run_name), label_names=label_names, label_groups=label_groups,
-        seed=seed, max_epochs=preset["fine_tune_epochs"], val_interval=preset["fine_tune_epochs"],
-        samples_per_volume=preset["samples"], batch_size=preset["batch"], use_pretrained=pretrained is not None,
-        pretrained_path=pretrained, **network_overrides(preset, in_channels), **overrides)
-    metrics = workflow.parser.get_parsed_content("validate#evaluator").state.metrics
-    return {k[len("val_dice_"):]: float(v) for k, v in metrics.items() if k.startswith("val_dice_")}
+    workflow = ConfigWorkflow(
+        config_file=str(bundles / "brain_mri_segmentation" / "configs" / "train.json"), workflow_type="train",
+        datalist=datalist, output_dir=str(work / "fine_tune" / run_name), label_names=label_names,
+        label_groups=label_groups, seed=seed, epoch_length=interval, max_epochs=budget // interval, val_interval=1,
+        roi_size=preset["roi"], samples_per_volume=preset["samples"], batch_size=preset["batch"],
+        use_pretrained=pretrained is not None, pretrained_path=pretrained, **network_overrides(preset, in_channels),
+        **overrides)
+    workflow.initialize()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    evaluator = workflow.parser.get_parsed_content("validate#evaluator")
+    curve: list[tuple[int, float]] = []
+    evaluator.add_event_handler(Events.COMPLETED, lambda e: curve.append(
+        (int(trainer.state.iteration), float(e.state.metrics["val_mean_dice"]))))
+    workflow.run()
+    workflow.finalize()
+    metrics = evaluator.state.metrics
+    return {k[len("val_dice_"):]: float(v) for k, v in metrics.items() if k.startswith("val_dice_")}, curve
 
 
 # ---- reporting -----------------------------------------------------------------------------------------------
-def mean_sd(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.3f}"
+def mean_sd(values) -> str:
+    """Mean ± sample standard deviation (ddof 1) — the one spread used in tables and plots."""
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():.3f} ± {values.std(ddof=1) if values.size > 1 else 0.0:.3f}"
 
 
-def verdict(arm_scores: list[float], scratch_scores: list[float]) -> str:
-    difference = np.mean(arm_scores) - np.mean(scratch_scores)
-    if min(len(arm_scores), len(scratch_scores)) < 2:
-        return f"{difference:+.3f} (one seed: no spread to judge it by)"
-    spread = max(np.std(arm_scores, ddof=1) if len(arm_scores) > 1 else 0,
-                 np.std(scratch_scores, ddof=1) if len(scratch_scores) > 1 else 0)
-    if abs(difference) <= spread:
-        return f"{difference:+.3f} (within 1 sd: no clear effect)"
-    return f"{difference:+.3f} ({'helps' if difference > 0 else 'hurts'}, beyond 1 sd)"
+def sd(values) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
+def verdict(differences: list[float]) -> str:
+    """Reading of paired differences (arm - scratch, same seed and fold): their mean against their spread."""
+    differences = np.asarray(differences, dtype=float)
+    mean = differences.mean()
+    if differences.size < 2:
+        return f"{mean:+.3f} (one pair: no spread to judge it by)"
+    spread = differences.std(ddof=1)
+    standard_error = spread / np.sqrt(differences.size)
+    if abs(mean) <= 2 * standard_error:
+        return f"{mean:+.3f} ± {spread:.3f} (within 2 standard errors: no clear effect)"
+    return f"{mean:+.3f} ± {spread:.3f} ({'helps' if mean > 0 else 'hurts'}, beyond 2 standard errors)"
+
+
+def iterations_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
+    return next((iteration for iteration, dice in curve if dice >= target), None)
+
+
+def parse_pretrained(values: list[str]) -> dict[str, list[str]]:
+    arms: dict[str, list[str]] = {}
+    for value in values or []:
+        arm, _, paths = value.partition("=")
+        if arm not in ARMS[1:] or not paths:
+            raise SystemExit(f"--pretrained takes ARM=PATH[,PATH...] with ARM one of {ARMS[1:]}, got {value!r}.")
+        arms[arm] = paths.split(",")
+        for path in arms[arm]:
+            if not os.path.isfile(path):
+                raise SystemExit(f"--pretrained {arm}: no checkpoint at {path}.")
+    return arms
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    parser.add_argument("--work-dir", help="intermediate files (default: outputs/label_efficiency/<preset>); "
-                        "pretrained models found there are reused")
-    parser.add_argument("--results-dir", default=str(Path(__file__).resolve().parent / "results"))
-    parser.add_argument("--brats-subjects", nargs="+", help="BraTS subject folder names (default: all 4)")
+    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--work-dir", help="intermediate files (default: outputs/label_efficiency/<preset>)")
+    parser.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--brats-train-subjects", nargs="+", help="BraTS subjects to fine-tune on, one fold each "
+                        "(default: the 'train' folder); their images are in the --pretrain pool")
+    parser.add_argument("--brats-eval-subjects", nargs="+", help="BraTS subjects that are only evaluated, never "
+                        "pretrained or tuned on (default: the 'validation' folder)")
     parser.add_argument("--regions-train", nargs="+", type=int, default=list(range(1, 16)),
-                        help="regions subjects for pretraining; the first 1 and 2 are fine-tuned on")
+                        help="regions subjects of the pretraining pool; the first 1, 2 and 4 are fine-tuned on")
     parser.add_argument("--regions-eval", nargs="+", type=int, default=list(range(16, 21)))
-    parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
+    parser.add_argument("--arms", nargs="+", default=["scratch", "all"], choices=ARMS)
     parser.add_argument("--datasets", nargs="+", default=["regions", "tumour"], choices=["regions", "tumour"])
     parser.add_argument("--seeds", nargs="+", type=int, help="fine-tuning seeds (default: the preset's)")
+    parser.add_argument("--pretrained", nargs="+", metavar="ARM=PATH[,PATH...]",
+                        help="checkpoints of the pretrained arms, one per seed or one for all (default: the "
+                        "shipped encoder for 'all')")
+    parser.add_argument("--pretrain", action="store_true", help="pretrain every pretrained arm and seed here "
+                        "instead (the preset's short budget), on the pool of the training subjects")
+    parser.add_argument("--choose-budget", action="store_true",
+                        help="only measure the fine-tuning budget at which scratch plateaus on training subjects")
+    parser.add_argument("--max-iterations", type=int, default=480, help="longest budget tried by --choose-budget")
+    parser.add_argument("--budget-interval", type=int, default=40, help="validation interval of --choose-budget")
     parser.add_argument("--fine-tune-overrides", type=json.loads, default={},
                         help="segmentation-bundle settings for every arm, scratch included, e.g. "
-                        "'{\"freeze_encoder_epochs\": 20}' or '{\"encoder_only\": false}'")
+                        "'{\"freeze_encoder_epochs\": 2}'")
     args = parser.parse_args()
     preset = dict(PRESETS[args.preset])
     if args.seeds:
         preset["seeds"] = args.seeds
+    data_root = Path(args.data_root)
+    if not data_root.is_dir():
+        raise SystemExit(f"--data-root {data_root} is not a folder laid out like ../shared/data.")
+    overlap = set(args.regions_train) & set(args.regions_eval)
+    if overlap:
+        raise SystemExit(f"--regions-train and --regions-eval share subjects {sorted(overlap)}; evaluation subjects "
+                         "must never be pretrained or fine-tuned on.")
+    default_train, default_eval = default_brats_split(data_root)
+    brats_train = args.brats_train_subjects or default_train
+    brats_eval = args.brats_eval_subjects or default_eval
+    if set(brats_train) & set(brats_eval):
+        raise SystemExit(f"--brats-train-subjects and --brats-eval-subjects share {sorted(set(brats_train) & set(brats_eval))}.")
+    if max(preset["label_counts"]) > len(args.regions_train):
+        preset["label_counts"] = [c for c in preset["label_counts"] if c <= len(args.regions_train)]
+    pretrained = parse_pretrained(args.pretrained)
+    if not args.pretrain and "all" in args.arms and "all" not in pretrained:
+        pretrained["all"] = [str(SHIPPED)]
+    missing = [a for a in args.arms if a != "scratch" and a not in pretrained and not args.pretrain]
+    if missing:
+        raise SystemExit(f"arms {missing} have no checkpoint: give --pretrained {missing[0]}=PATH, or --pretrain.")
+
     import torch
 
     torch.set_num_threads(preset["threads"])
-    logging.disable(logging.INFO)  # the bundles' per-iteration logs would drown the summary
+    logging.disable(logging.WARNING)  # the bundles' per-iteration logs would drown the summary
     start = time.time()
-    data_root = Path(args.data_root)
-    work = Path(args.work_dir or f"outputs/label_efficiency/{args.preset}").resolve()
+    work = Path(args.work_dir or REPO / "outputs" / "label_efficiency" / args.preset).resolve()
     bundles = find_bundles_dir()
-    # scores[dataset][setting][arm][seed] = {class: mean Dice over evaluation subjects (and folds)}
-    scores: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    regions = synthesise_regions(data_root, work, sorted(set(args.regions_train + args.regions_eval)))
+    train_subjects = brats_subjects(data_root, brats_train)
+    eval_subjects = brats_subjects(data_root, brats_eval)
+    region_names = {"background": 0, **{name: i for i, name in enumerate(BRAIN_REGIONS, start=1)}}
+    tumour_names = {"background": 0, "necrosis": 1, "oedema": 2, "non_enhancing": 3, "enhancing": 4}
 
-    if "regions" in args.datasets:
-        entries = synthesise_regions(data_root, work, sorted(set(args.regions_train + args.regions_eval)))
-        pool = [{"image": entries[s]["image"]} for s in args.regions_train]
-        evaluation = [entries[s] for s in args.regions_eval]
-        names = {"background": 0, **{name: i for i, name in enumerate(BRAIN_REGIONS, start=1)}}
-        for arm in args.arms:
-            model = None if arm == "scratch" else pretrain(bundles, work, "regions", arm, pool, preset, 1, len(names))
-            for count in (1, 2):
-                labelled = [entries[s] for s in args.regions_train[:count]]
-                for seed in preset["seeds"]:
+    if args.choose_budget:
+        choose_budget(args, preset, bundles, work, regions, train_subjects, region_names, tumour_names)
+        return
+
+    pool = pretraining_pool(data_root, args.regions_train, train_subjects)
+
+    def checkpoint(arm: str, seed_index: int, seed: int) -> str | None:
+        if arm == "scratch":
+            return None
+        if args.pretrain:
+            return pretrain(bundles, work, arm, seed, pool, preset)
+        paths = pretrained[arm]
+        return paths[seed_index] if len(paths) > 1 else paths[0]
+
+    # results[dataset][setting][arm][(seed, fold)] = {"dice": {class: Dice}, "curve": [(iteration, Dice)]}
+    results: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    for arm in args.arms:
+        for seed_index, seed in enumerate(preset["seeds"]):
+            model = checkpoint(arm, seed_index, seed)
+            if "regions" in args.datasets:
+                evaluation = [regions[s] for s in args.regions_eval]
+                for count in preset["label_counts"]:
+                    labelled = [regions[s] for s in args.regions_train[:count]]
                     print(f"regions: {arm}, {count} labelled, seed {seed}", flush=True)
-                    scores["regions"][count][arm][seed] = fine_tune(
-                        bundles, work, f"regions_{count}_{arm}_{seed}", labelled, evaluation, preset, seed, model,
-                        names, {}, 1, args.fine_tune_overrides)
-
-    if "tumour" in args.datasets:
-        subjects = brats_subjects(data_root, args.brats_subjects)
-        pool = [{"image": s["image"]} for s in subjects] + brats_templates(data_root)
-        names = {"background": 0, "necrosis": 1, "oedema": 2, "non_enhancing": 3, "enhancing": 4}
-        for arm in args.arms:
-            model = None if arm == "scratch" else pretrain(bundles, work, "tumour", arm, pool, preset, 2, len(names))
-            for seed in preset["seeds"]:
-                per_region = defaultdict(list)
-                for fold, labelled in enumerate(subjects):
-                    evaluation = [s for s in subjects if s is not labelled]
-                    print(f"tumour: {arm}, fold {fold}, seed {seed}", flush=True)
-                    metrics = fine_tune(bundles, work, f"tumour_{fold}_{arm}_{seed}", [labelled], evaluation,
-                                        preset, seed, model, names, TUMOUR_REGIONS, 2, args.fine_tune_overrides)
-                    for region in TUMOUR_REGIONS:
-                        per_region[region].append(metrics[region])
-                scores["tumour"][1][arm][seed] = {k: float(np.mean(v)) for k, v in per_region.items()}
-        scores["tumour"]["folds"] = len(subjects)
-
-    write_results(args, preset, scores, time.time() - start)
+                    dice, curve = fine_tune(bundles, work, "regions", f"regions_{count}_{arm}_{seed}", labelled, evaluation,
+                                            preset, seed, model, region_names, {}, 1, args.fine_tune_overrides)
+                    results["regions"][count][arm][(seed, 0)] = {"dice": dice, "curve": curve}
+            if "tumour" in args.datasets:
+                for fold, labelled in enumerate(train_subjects):
+                    print(f"tumour: {arm}, fold {fold} ({labelled['name']}), seed {seed}", flush=True)
+                    metrics, curve = fine_tune(bundles, work, "tumour", f"tumour_{fold}_{arm}_{seed}", [labelled],
+                                               eval_subjects, preset, seed, model, tumour_names, TUMOUR_REGIONS, 2,
+                                               args.fine_tune_overrides)
+                    dice = {region: metrics[region] for region in TUMOUR_REGIONS}
+                    results["tumour"][1][arm][(seed, fold)] = {"dice": dice, "curve": curve}
+    write_results(args, preset, results, pretrained, time.time() - start,
+                  {"tumour": (brats_train, brats_eval), "regions": (args.regions_train, args.regions_eval)})
 
 
-def write_results(args, preset: dict, scores: dict, seconds: float) -> None:
+def choose_budget(args, preset, bundles, work, regions, train_subjects, region_names, tumour_names) -> None:
+    """Scratch on one labelled subject, validated on training-pool subjects that are neither labelled nor
+    evaluated; prints the first iteration within 2 Dice points of the best."""
+    probe = dict(preset, fine_tune_iterations={"regions": args.max_iterations, "tumour": args.max_iterations},
+                 curve_interval=args.budget_interval)
+    seed = preset["seeds"][0]
+    lines = []
+    if "regions" in args.datasets:
+        labelled, held = args.regions_train[:1], args.regions_train[-3:]
+        _, curve = fine_tune(bundles, work, "regions", "budget_regions", [regions[s] for s in labelled],
+                             [regions[s] for s in held], probe, seed, None, region_names, {}, 1, {})
+        lines.append(report_budget("regions", f"labelled {labelled}, validated on training subjects {held}", curve))
+    if "tumour" in args.datasets and len(train_subjects) > 1:
+        _, curve = fine_tune(bundles, work, "tumour", "budget_tumour", train_subjects[:1], train_subjects[1:], probe, seed,
+                             None, tumour_names, TUMOUR_REGIONS, 2, {})
+        lines.append(report_budget("tumour", f"labelled {train_subjects[0]['name']}, validated on "
+                                   f"{[s['name'] for s in train_subjects[1:]]}", curve))
+    text = "\n".join(["# Fine-tuning budget (scratch, training subjects only)", "",
+                      f"- command: `python benchmarks/label_efficiency.py {' '.join(sys.argv[1:])}`", "", *lines])
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
+    (results / f"fine_tune_budget_{args.preset}.md").write_text(text + "\n")
+    print(text)
+
+
+def report_budget(dataset: str, setting: str, curve: list[tuple[int, float]]) -> str:
+    best = max(d for _, d in curve)
+    plateau = next(i for i, d in curve if d >= best - 0.02)
+    points = ", ".join(f"{i}: {d:.3f}" for i, d in curve)
+    return f"- {dataset} ({setting}): plateau (within 0.02 of the best {best:.3f}) at iteration {plateau}; curve {points}"
+
+
+def write_results(args, preset: dict, results: dict, pretrained: dict, seconds: float, subjects: dict) -> None:
+    out = Path(args.results_dir)
+    out.mkdir(parents=True, exist_ok=True)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip() or "unknown"
+                                cwd=REPO).stdout.strip() or "unknown"
     except OSError:
         commit = "unknown"
+    pretraining = ("pretrained here (`--pretrain`), one model per arm and seed" if args.pretrain else
+                   "; ".join(f"{arm}: {', '.join(os.path.relpath(p, REPO) if p.startswith(str(REPO)) else p for p in paths)}"
+                             for arm, paths in pretrained.items() if arm in args.arms) or "none")
     lines = ["# Label-efficiency benchmark", "",
              f"- command: `python benchmarks/label_efficiency.py {' '.join(sys.argv[1:])}`",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit}",
              f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch threads {preset['threads']}",
              f"- wall time: {seconds / 60:.1f} min",
              f"- preset `{args.preset}`: {json.dumps(preset)}",
-             f"- fine-tuning overrides for every arm: {json.dumps(args.fine_tune_overrides) or '{}'}", "",
-             "Each cell: mean ± sd over seeds of the mean Dice over evaluation subjects (and, for the tumour, the "
-             "folds). The final fine-tuned model is evaluated; no hyper-parameter or checkpoint is chosen on "
-             "evaluation subjects, and every arm has the same fine-tuning budget; arms differ only in their "
-             "initial weights.", ""]
-    for dataset, settings in scores.items():
-        folds = settings.pop("folds", None)
+             f"- pretrained weights: {pretraining}",
+             f"- fine-tuning overrides for every arm: {json.dumps(args.fine_tune_overrides) or '{}'}",
+             f"- tumour: fine-tuned on each of {subjects['tumour'][0]} (one fold each), evaluated on "
+             f"{subjects['tumour'][1]}; regions: fine-tuned on the first N of {subjects['regions'][0]}, evaluated on "
+             f"{subjects['regions'][1]}. Evaluation subjects are never pretrained on, fine-tuned on or used to choose "
+             "anything.", "",
+             "Cells: mean ± sd (ddof 1) over seeds (tumour: over seeds × folds) of the mean Dice over evaluation "
+             "subjects. *vs scratch*: mean ± sd of the paired differences (same seed and fold), with a reading "
+             "against 2 standard errors. *iterations to scratch's final*: the first validation point at which the "
+             "arm's mean curve reaches scratch's final mean Dice (for reading; the headline is the final model).",
+             ""]
+    headline = {}
+    for dataset, settings in results.items():
         for setting, arms in sorted(settings.items()):
-            classes = list(next(iter(next(iter(arms.values())).values())))
-            title = (f"Brain tumour (BraTS, FLAIR + T1c), 1 labelled subject, {folds} folds" if dataset == "tumour" else
+            first = next(iter(next(iter(arms.values())).values()))
+            classes = list(first["dice"])
+            title = (f"Brain tumour (BraTS, FLAIR + T1c), 1 labelled subject, {len(subjects['tumour'][0])} folds"
+                     if dataset == "tumour" else
                      f"Brain regions (synthetic T1 from real anatomies), {setting} labelled subject(s)")
-            lines += [f"## {title}", "", "| arm | mean | " + " | ".join(classes) + " | vs scratch (mean) |",
-                      "|---|---|" + "---|" * len(classes) + "---|"]
-            scratch = [np.mean(list(v.values())) for v in arms.get("scratch", {}).values()]
-            for arm, seeds in arms.items():
-                means = [np.mean(list(v.values())) for v in seeds.values()]
-                cells = [mean_sd([v[c] for v in seeds.values()]) for c in classes]
-                against = verdict(means, scratch) if arm != "scratch" and scratch else "-"
-                lines.append(f"| {arm} | {mean_sd(means)} | " + " | ".join(cells) + f" | {against} |")
+            lines += [f"## {title}", "", "| arm | mean | " + " | ".join(classes) +
+                      " | vs scratch (paired) | iterations to scratch's final |",
+                      "|---|---|" + "---|" * len(classes) + "---|---|"]
+            scratch = arms.get("scratch", {})
+            scratch_final = np.mean([np.mean(list(r["dice"].values())) for r in scratch.values()]) if scratch else None
+            for arm, runs in arms.items():
+                means = [np.mean(list(r["dice"].values())) for r in runs.values()]
+                cells = [mean_sd([r["dice"][c] for r in runs.values()]) for c in classes]
+                against, reach = "-", "-"
+                if arm != "scratch" and scratch:
+                    pairs = [k for k in runs if k in scratch]
+                    differences = [np.mean(list(runs[k]["dice"].values())) - np.mean(list(scratch[k]["dice"].values()))
+                                   for k in pairs]
+                    against = verdict(differences)
+                    curve = mean_curve(runs)
+                    reached = iterations_to_reach(curve, scratch_final)
+                    reach = f"{reached} of {curve[-1][0]}" if reached is not None else f"not within {curve[-1][0]}"
+                    key = ("whole_tumour" if dataset == "tumour" else "mean", dataset, setting, arm)
+                    if dataset == "tumour":
+                        differences = [runs[k]["dice"]["whole_tumour"] - scratch[k]["dice"]["whole_tumour"]
+                                       for k in pairs]
+                    headline[key] = (float(np.mean(differences)), sd(differences), reached, curve[-1][0])
+                lines.append(f"| {arm} | {mean_sd(means)} | " + " | ".join(cells) + f" | {against} | {reach} |")
             lines.append("")
-    (results / "label_efficiency.md").write_text("\n".join(lines) + "\n")
-    plot(scores, results / "label_efficiency.png")
+    lines += goals(headline)
+    (out / "label_efficiency.md").write_text("\n".join(lines) + "\n")
+    plot(results, out / "label_efficiency.png")
     print("\n".join(lines))
-    print(f"\nwrote {results / 'label_efficiency.md'} and {results / 'label_efficiency.png'}")
+    print(f"\nwrote {out / 'label_efficiency.md'} and {out / 'label_efficiency.png'}")
 
 
-def plot(scores: dict, path: Path) -> None:
+def goals(headline: dict) -> list[str]:
+    """The issue's goals, each met or not, from the paired differences."""
+    lines = ["## Goals", ""]
+    for (metric, dataset, setting, arm), (mean, spread, reached, budget) in sorted(headline.items()):
+        if dataset == "tumour":
+            lines.append(f"- tumour, {arm}: whole-tumour Dice {100 * mean:+.1f} ± {100 * spread:.1f} points vs scratch "
+                         f"(goal ≥ +5): {'met' if mean >= 0.05 else 'not met'}")
+        elif setting == 1:
+            lines.append(f"- regions, 1 labelled, {arm}: mean region Dice {100 * mean:+.1f} ± {100 * spread:.1f} "
+                         f"points vs scratch (goal ≥ +3): {'met' if mean >= 0.03 else 'not met'}")
+        if reached is not None or dataset == "tumour" or setting == 1:
+            half = reached is not None and reached <= budget / 2
+            lines.append(f"  - reaches scratch's final Dice at iteration {reached if reached is not None else '-'} "
+                         f"of {budget} (goal: half or fewer): {'met' if half else 'not met'}")
+    return lines + [""]
+
+
+def mean_curve(runs: dict) -> list[tuple[int, float]]:
+    curves = [r["curve"] for r in runs.values()]
+    length = min(len(c) for c in curves)
+    return [(curves[0][i][0], float(np.mean([c[i][1] for c in curves]))) for i in range(length)]
+
+
+def plot(results: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(scores), figsize=(6 * len(scores), 4.5), squeeze=False)
-    for ax, (dataset, settings) in zip(axes[0], scores.items()):
+    panels = [(d, s) for d, settings in results.items() for s in sorted(settings)]
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 3.8), squeeze=False)
+    summary = axes[0][0]
+    for dataset, settings in results.items():
         arms = {arm for arms in settings.values() for arm in arms}
         for arm in [a for a in ARMS if a in arms]:
             counts = sorted(c for c in settings if arm in settings[c])
-            means = [np.mean([np.mean(list(v.values())) for v in settings[c][arm].values()]) for c in counts]
-            sds = [np.std([np.mean(list(v.values())) for v in settings[c][arm].values()]) for c in counts]
-            ax.errorbar(np.array(counts) + 0.03 * ARMS.index(arm), means, yerr=sds, marker="o", capsize=3, label=arm)
-        ax.set_xticks(sorted(settings))
-        ax.set_xlabel("labelled subjects")
-        ax.set_ylabel("mean Dice over classes")
-        ax.set_title("brain regions (synthetic T1)" if dataset == "regions" else "brain tumour (BraTS)")
-        ax.legend(fontsize=8)
+            values = [[np.mean(list(r["dice"].values())) for r in settings[c][arm].values()] for c in counts]
+            summary.errorbar(np.array(counts) + 0.05 * ARMS.index(arm), [np.mean(v) for v in values],
+                             yerr=[sd(v) for v in values], marker="o", capsize=3, label=f"{dataset}: {arm}")
+    summary.set_xlabel("labelled subjects")
+    summary.set_ylabel("mean Dice (final model)")
+    summary.set_title("final Dice, mean ± sd", fontsize=10)
+    summary.legend(fontsize=7)
+    for ax, (dataset, setting) in zip(axes[0][1:], panels):
+        for arm, runs in results[dataset][setting].items():
+            curve = mean_curve(runs)
+            ax.plot([i for i, _ in curve], [d for _, d in curve], marker=".", label=arm)
+        ax.set_title(f"{dataset}, {setting} labelled", fontsize=10)
+        ax.set_xlabel("fine-tuning iteration")
+        ax.set_ylabel("mean Dice on evaluation subjects")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

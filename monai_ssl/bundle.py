@@ -6,17 +6,20 @@ They keep the configs declarative and are usable from Python as they are.
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from monai.data import CacheDataset, Dataset, PersistentDataset, load_decathlon_datalist
 from monai.handlers import MeanDice, from_engine
 from monai.transforms import (
     Compose,
     CropForegroundd,
+    DeleteItemsd,
     EnsureTyped,
     LoadImaged,
     MapTransform,
@@ -27,21 +30,26 @@ from monai.transforms import (
     Spacingd,
     SpatialPadd,
 )
+from torch.utils.data import ConcatDataset
 
 from monai_ssl.data.phantom import write_phantom_dataset
 from monai_ssl.networks.adapters import get_adapter
 from monai_ssl.pretext_model import PretextModel
+from monai_ssl.transforms import RandLabelMapSynthesisd
 
 __all__ = [
     "MODALITIES",
+    "shipped_encoder_path",
     "DEMO_PHANTOM_SHAPE",
     "list_images",
     "training_files",
     "segmentation_files",
     "inference_files",
+    "validation_files",
     "intensity_preset",
     "preprocessing",
     "pretext_dataset",
+    "label_map_preprocessing",
     "check_pretext_setup",
     "per_class_dice",
 ]
@@ -50,11 +58,26 @@ logger = logging.getLogger(__name__)
 
 MODALITIES = ("MR", "CT")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+IMAGE_KEY = "image"
+LABEL_MAP_KEY = "label_map"
 DEMO_PHANTOM_SHAPE = (64, 64, 64)
 DEMO_SUBJECTS = 4
 # the unlabelled demo phantoms are other subjects than the labelled ones, so that pretraining never sees an
 # evaluation subject
 DEMO_UNLABELLED_SEED = 100
+
+
+def shipped_encoder_path(bundle_root: str = ".") -> str:
+    """The pretrained brain-MRI encoder shipped in the ``pretext_pretraining`` bundle (``models/model.pt``).
+
+    Looked for beside ``bundle_root`` (the two bundle folders side by side, as in the repository), then in the
+    checkout this package runs from; if neither has it, the first place, so that loading names it in its error.
+    """
+    candidates = [os.path.join(bundle_root, "..", "pretext_pretraining", "models", "model.pt"),
+                  os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bundles",
+                               "pretext_pretraining", "models", "model.pt")]
+    found = [c for c in candidates if os.path.isfile(c)]
+    return os.path.normpath((found or candidates)[0])
 
 
 def list_images(dataset_dir: str) -> list[str]:
@@ -80,23 +103,47 @@ def _read_datalist(datalist: str, key: str) -> list[dict]:
     return load_decathlon_datalist(datalist, data_list_key=key, base_dir=os.path.dirname(os.path.abspath(datalist)))
 
 
+def _unlabelled_entries(datalist: str, key: str) -> list[dict]:
+    entries = []
+    for index, entry in enumerate(_read_datalist(datalist, key)):
+        kinds = [k for k in (IMAGE_KEY, LABEL_MAP_KEY) if k in entry]
+        if len(kinds) != 1:
+            raise ValueError(f"datalist {datalist!r}: {key} entry {index} must have exactly one of {IMAGE_KEY!r} "
+                             f"(a scan) or {LABEL_MAP_KEY!r} (an anatomy to synthesise scans from), got keys "
+                             f"{sorted(entry)}.")
+        entries.append({kinds[0]: entry[kinds[0]]})
+    return entries
+
+
 def training_files(
     dataset_dir: str | None, datalist: str | None, output_dir: str, num_demo_subjects: int = 8
 ) -> list[dict]:
     """Unlabelled training volumes as ``[{"image": path}, ...]``.
 
-    From ``datalist`` (its ``"training"`` list), else every NIfTI file under ``dataset_dir``; with neither,
+    From ``datalist`` (its ``"training"`` list, whose entries may also be ``{"label_map": path}``: an anatomical
+    label map from which :py:func:`pretext_dataset` synthesises a new random-contrast image at every draw), else every NIfTI file under ``dataset_dir``; with neither,
     ``num_demo_subjects`` demo phantoms are written to ``output_dir/demo_unlabelled`` and used (demo only, see
     :mod:`monai_ssl.data.phantom`). They are other subjects than the labelled demo phantoms.
     """
     if datalist:
-        return [{"image": entry["image"]} for entry in _read_datalist(datalist, "training")]
+        return _unlabelled_entries(datalist, "training")
     if dataset_dir:
         return [{"image": path} for path in list_images(dataset_dir)]
     folder = os.path.join(output_dir, "demo_unlabelled")
     logger.info("no dataset_dir or datalist given: using %d demo phantoms in %s", num_demo_subjects, folder)
     entries = write_phantom_dataset(folder, num_demo_subjects, DEMO_PHANTOM_SHAPE, seed=DEMO_UNLABELLED_SEED)
     return [{"image": e["image"]} for e in entries]
+
+
+def validation_files(datalist: str | None) -> list[dict]:
+    """Held-out unlabelled volumes for scoring the pretext tasks: a datalist's ``"validation"`` list (entries
+    ``{"image": path}`` or ``{"label_map": path}``, as in :func:`training_files`), or none."""
+    if not datalist:
+        return []
+    with open(datalist) as f:
+        if not json.load(f).get("validation"):
+            return []
+    return _unlabelled_entries(datalist, "validation")
 
 
 def inference_files(dataset_dir: str | None, datalist: str | None, output_dir: str) -> list[dict]:
@@ -204,14 +251,19 @@ def pretext_dataset(
     cache: str = "memory",
     cache_dir: str | None = None,
     num_workers: int = 0,
+    synthesis_args: Mapping[str, Any] | None = None,
+    allow_empty: bool = False,
 ) -> Dataset:
     """The pretraining dataset: deterministic preprocessing cached once per volume, then ``samples_per_volume``
     random ``roi_size`` crops of each loaded volume, each turned into every task's input and label.
 
     Loading and resampling cost far more than cutting pretext samples, so each load serves several samples.
+    Entries ``{"label_map": path}`` are anatomical label maps (integer ids, e.g. FreeSurfer's): each crop of one
+    becomes a new image with random contrast, bias, blur and noise (:py:class:`RandLabelMapSynthesisd`), so the
+    pool holds an unlimited stream of scans of those anatomies. Both kinds may be mixed.
 
     Args:
-        files: ``[{"image": path}, ...]``.
+        files: ``[{"image": path}, ...]`` and/or ``[{"label_map": path}, ...]``.
         model: the pretext model, whose ``transform()`` makes the task samples.
         modality, spacing, roi_size: see :func:`preprocessing`.
         samples_per_volume: random crops cut from each loaded volume per epoch.
@@ -219,24 +271,66 @@ def pretext_dataset(
             larger than memory; its file names are hashes, never patient data) or ``"none"``.
         cache_dir: folder of the disk cache.
         num_workers: workers filling the memory cache.
+        synthesis_args: arguments of :py:class:`RandLabelMapSynthesisd` for the label-map entries.
+        allow_empty: return an empty dataset for no files (an optional held-out set) instead of raising.
     """
     if samples_per_volume < 1:
         raise ValueError(f"samples_per_volume must be >= 1, got {samples_per_volume}.")
     check_pretext_setup(model, roi_size)
-    transforms = [
-        *preprocessing(modality, spacing, roi_size, track_meta=False),
-        RandSpatialCropSamplesd("image", roi_size=roi_size, num_samples=samples_per_volume, random_size=False),
-        model.transform(),
+    images = [dict(f) for f in files if IMAGE_KEY in f]
+    label_maps = [dict(f) for f in files if LABEL_MAP_KEY in f]
+    if len(images) + len(label_maps) != len(files):
+        raise ValueError(f"every pretraining entry needs an {IMAGE_KEY!r} or a {LABEL_MAP_KEY!r} path.")
+    datasets = []
+    if images:
+        transforms = [
+            *preprocessing(modality, spacing, roi_size, track_meta=False),
+            RandSpatialCropSamplesd(IMAGE_KEY, roi_size=roi_size, num_samples=samples_per_volume, random_size=False),
+            model.transform(),
+        ]
+        datasets.append(_cached(images, transforms, cache, cache_dir, num_workers))
+    if label_maps:
+        transforms = [
+            *label_map_preprocessing(spacing, roi_size),
+            RandSpatialCropSamplesd(LABEL_MAP_KEY, roi_size=roi_size, num_samples=samples_per_volume,
+                                    random_size=False),
+            RandLabelMapSynthesisd(LABEL_MAP_KEY, image_key=IMAGE_KEY, **dict(synthesis_args or {})),
+            DeleteItemsd(LABEL_MAP_KEY),
+            model.transform(),
+        ]
+        datasets.append(_cached(label_maps, transforms, cache, cache_dir, num_workers))
+    if not datasets and allow_empty:
+        return Dataset([])
+    if not datasets:
+        raise ValueError("the datalist has no training entries; give scans (dataset_dir, or a datalist whose "
+                         "'training' list is not empty).")
+    return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+
+
+def label_map_preprocessing(spacing: Sequence[float] | None, roi_size: Sequence[int]) -> list[MapTransform]:
+    """Load an integer label map, RAS orientation, nearest-neighbour resampling to ``spacing``, a crop to its
+    labelled voxels and padding to at least ``roi_size``: the cached part of the synthesis pipeline."""
+    stages: list[MapTransform] = [LoadImaged(LABEL_MAP_KEY, ensure_channel_first=True, image_only=True),
+                                  Orientationd(LABEL_MAP_KEY, axcodes="RAS")]
+    if spacing is not None:
+        stages.append(Spacingd(LABEL_MAP_KEY, pixdim=spacing, mode="nearest"))
+    return stages + [
+        CropForegroundd(LABEL_MAP_KEY, source_key=LABEL_MAP_KEY, allow_smaller=True),
+        SpatialPadd(LABEL_MAP_KEY, spatial_size=roi_size),
+        EnsureTyped(LABEL_MAP_KEY, dtype=torch.int16, track_meta=False),
     ]
+
+
+def _cached(files: list[dict], transforms: list, cache: str, cache_dir: str | None, num_workers: int) -> Dataset:
     pipeline = Compose(transforms)
     if cache == "memory":
-        return CacheDataset(list(files), pipeline, num_workers=num_workers, progress=False)
+        return CacheDataset(files, pipeline, num_workers=num_workers, progress=False)
     if cache == "disk":
         if not cache_dir:
             raise ValueError("cache='disk' needs a cache_dir.")
-        return PersistentDataset(list(files), pipeline, cache_dir=cache_dir)
+        return PersistentDataset(files, pipeline, cache_dir=cache_dir)
     if cache == "none":
-        return Dataset(list(files), pipeline)
+        return Dataset(files, pipeline)
     raise ValueError(f"cache must be 'memory', 'disk' or 'none', got {cache!r}.")
 
 

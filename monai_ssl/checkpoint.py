@@ -16,35 +16,23 @@ from __future__ import annotations
 import glob
 import os
 import re
-import tempfile
 from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "CHECKPOINT_PATTERN"]
+from monai_ssl.utils import atomic_path
+
+__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "export_weights", "CHECKPOINT_PATTERN"]
 
 CHECKPOINT_PATTERN = "checkpoint_iter{iteration:08d}.pt"
 _ITERATION = re.compile(r"checkpoint_iter(\d+)\.pt$")
 
 
 def save_checkpoint(obj: Any, path: str) -> str:
-    """Save ``obj`` to ``path`` atomically: a temporary file in the same folder, flushed, then renamed.
-
-    A crash at any point leaves either the previous file or the complete new one, never a partial file.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """Save ``obj`` to ``path`` atomically (:func:`monai_ssl.utils.atomic_path`): a crash at any point leaves
+    either the previous file or the complete new one, never a partial file."""
+    with atomic_path(path, suffix=".pt") as temporary:
+        torch.save(obj, temporary)
     return path
 
 
@@ -67,3 +55,28 @@ def latest_checkpoint(directory: str) -> str | None:
     found = [(int(m.group(1)), p) for p in glob.glob(os.path.join(directory, "checkpoint_iter*.pt"))
              if (m := _ITERATION.search(p))]
     return max(found)[1] if found else None
+
+
+def export_weights(checkpoint_path: str, model_path: str, continuation_path: str | None = None) -> dict[str, str]:
+    """Export a pretraining checkpoint the way Model Zoo bundles ship weights.
+
+    ``model_path`` receives the network's plain ``state_dict`` (float32), what ``network_def`` loads with no
+    ``key_in_ckpt`` and what :func:`monai_ssl.load_pretrained` takes. ``continuation_path``, if given, receives
+    the network and heads in float16 with the config and trainer counters but no optimizer state: a compact file
+    from which a run can continue (``PretextCheckpointLoader`` restores float32 weights from it; the optimizer
+    starts afresh).
+
+    Returns:
+        the written paths by kind.
+    """
+    checkpoint = load_checkpoint(checkpoint_path)
+    written = {"model": save_checkpoint({k: v.float() for k, v in checkpoint["model"].items()}, model_path)}
+    if continuation_path:
+        half = lambda state: {k: v.half() if v.is_floating_point() else v for k, v in state.items()}  # noqa: E731
+        if "heads" not in checkpoint:
+            raise ValueError(f"{checkpoint_path} has no task heads; a continuation needs a pretraining checkpoint.")
+        continuation = {"model": half(checkpoint["model"]), "heads": half(checkpoint["heads"]),
+                        "config": checkpoint.get("config", {}), "trainer": checkpoint.get("trainer", {}),
+                        "optimizer": None, "scheduler": None}
+        written["continuation"] = save_checkpoint(continuation, continuation_path)
+    return written

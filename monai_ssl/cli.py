@@ -43,6 +43,16 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from monai_ssl.checkpoint import export_weights
+
+    written = export_weights(args.checkpoint, os.path.join(args.models_dir, "model.pt"),
+                             os.path.join(args.models_dir, "pretext_checkpoint.pt") if args.continuation else None)
+    for kind, path in written.items():
+        print(f"{kind}: {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="monai-ssl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="name skipped files by their path in the archive in the report (folder names may "
                        "carry patient names; off by default: items are salted hashes)")
     index.set_defaults(run=_index)
+
+    export = commands.add_parser(
+        "export", help="write a pretraining checkpoint as a bundle's models/model.pt (plain state_dict)")
+    export.add_argument("checkpoint", help="a pretraining checkpoint (e.g. outputs/.../models/model.pt)")
+    export.add_argument("--models-dir", required=True, help="the bundle's models/ folder")
+    export.add_argument("--continuation", action="store_true",
+                        help="also write pretext_checkpoint.pt (network and heads in float16, no optimizer state) "
+                        "to continue pretraining from")
+    export.set_defaults(run=_export)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

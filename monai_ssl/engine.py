@@ -171,7 +171,8 @@ class PretextCheckpointLoader:
 
     It restores the network, heads, optimizer and scheduler, and the engine's epoch and iteration, from
     ``load_path`` (a checkpoint file, or a folder whose latest ``checkpoint_iter<N>.pt`` is used). Training then
-    continues the iteration count; nothing is retrained from zero. A folder with no checkpoint starts afresh.
+    continues the iteration count; nothing is retrained from zero. A folder with no checkpoint, or one that does
+    not exist yet (a first run with ``resume`` on), starts afresh; a missing checkpoint *file* is an error.
 
     Args:
         load_path: checkpoint file or folder.
@@ -190,7 +191,8 @@ class PretextCheckpointLoader:
         engine.add_event_handler(Events.STARTED, self)
 
     def __call__(self, engine: Engine) -> None:
-        path = latest_checkpoint(self.load_path) if os.path.isdir(self.load_path) else self.load_path
+        as_folder = os.path.isdir(self.load_path) or not os.path.splitext(self.load_path)[1]
+        path = latest_checkpoint(self.load_path) if as_folder else self.load_path
         if path is None:
             logger.info("no checkpoint in %s: starting from scratch", self.load_path)
             return

@@ -22,6 +22,21 @@ logger = logging.getLogger(__name__)
 MISSING = "missing in the network"
 SHAPE_MISMATCH = "shape mismatch"
 DECODER = "decoder, excluded by encoder_only"
+ADAPTED = "input channels adapted"
+
+
+def adapt_input_channels(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A convolution weight ``(out, C_src, *kernel)`` re-made for ``in_channels`` inputs.
+
+    Every new input channel gets the sum of the source channels' kernels divided by ``in_channels``, so that an
+    input whose channels all equal one image ``x`` gives the same response as the source layer gave ``x`` in all
+    its channels: a single-channel encoder seeds a FLAIR + T1c network with kernels that treat each modality
+    alike, at the scale the following layers were trained on.
+    """
+    if weight.ndim < 3:
+        raise ValueError(f"expected a convolution weight (out, in, *kernel), got shape {tuple(weight.shape)}.")
+    kernel = weight.sum(dim=1, keepdim=True) / in_channels
+    return kernel.expand(-1, in_channels, *([-1] * (weight.ndim - 2))).clone()
 
 
 @dataclass
@@ -33,9 +48,12 @@ class LoadReport:
         skipped: checkpoint keys that were not copied, with the reason (missing in the network, shape mismatch
             with both shapes, or decoder excluded by ``encoder_only``).
         not_in_checkpoint: network keys the checkpoint has no tensor for; they keep their initial values.
+        adapted: network keys copied after their input channels were adapted (see :func:`adapt_input_channels`),
+            with both shapes.
     """
 
     copied: list[str] = field(default_factory=list)
+    adapted: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     not_in_checkpoint: list[str] = field(default_factory=list)
 
@@ -45,8 +63,9 @@ class LoadReport:
 
     def summary(self) -> str:
         reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.reasons().items())) or "none"
+        adapted = f", {len(self.adapted)} of them with input channels adapted" if self.adapted else ""
         return (
-            f"loaded {len(self.copied)} pretrained tensors; skipped {len(self.skipped)} ({reasons}); "
+            f"loaded {len(self.copied)} pretrained tensors{adapted}; skipped {len(self.skipped)} ({reasons}); "
             f"{len(self.not_in_checkpoint)} network tensors not in the checkpoint"
         )
 
@@ -56,6 +75,7 @@ def load_pretrained(
     path: str | Mapping[str, torch.Tensor],
     encoder_only: bool = True,
     min_match_fraction: float = 0.5,
+    adapt_channels: bool = True,
 ) -> LoadReport:
     """Copy pretrained weights into a freshly built network, in place, through MONAI's ``copy_model_state``.
 
@@ -71,6 +91,12 @@ def load_pretrained(
         encoder_only: copy the encoder alone and leave the decoder as initialised.
         min_match_fraction: raise if fewer than this fraction of the network tensors eligible for loading
             (the encoder's with ``encoder_only``) can be copied: the checkpoint is for another architecture.
+        adapt_channels: when the checkpoint was trained on another number of input channels (e.g. one MR
+            channel, and the network takes FLAIR + T1c), adapt the input layer's weights with
+            :func:`adapt_input_channels` instead of skipping them; reported in ``LoadReport.adapted``.
+
+    Tensors that cannot be copied for a shape mismatch are named in a warning: a partial transfer is never
+    silent.
 
     Returns:
         a :py:class:`LoadReport`; its one-line summary is also logged.
@@ -89,15 +115,22 @@ def load_pretrained(
     destination = network.state_dict()
     report = LoadReport()
     selected = {}
+    in_channels = adapter.in_channels
     for key, value in source.items():
         if key not in destination:
             report.skipped[key] = MISSING
-        elif destination[key].shape != value.shape:
-            report.skipped[key] = (
-                f"{SHAPE_MISMATCH}: {tuple(value.shape)} in the checkpoint, {tuple(destination[key].shape)} here"
-            )
-        elif encoder_only and not adapter.is_encoder_key(key):
+            continue
+        if encoder_only and not adapter.is_encoder_key(key):
             report.skipped[key] = DECODER
+            continue
+        shape = destination[key].shape
+        if adapt_channels and _differs_in_input_channels(value.shape, shape, in_channels):
+            report.adapted[key] = f"{ADAPTED}: {tuple(value.shape)} in the checkpoint, {tuple(shape)} here"
+            value = adapt_input_channels(value, in_channels).to(value.dtype)
+        if shape != value.shape:
+            report.skipped[key] = (
+                f"{SHAPE_MISMATCH}: {tuple(value.shape)} in the checkpoint, {tuple(shape)} here"
+            )
         else:
             selected[key] = value
     eligible = [k for k in destination if adapter.is_encoder_key(k)] if encoder_only else list(destination)
@@ -112,7 +145,21 @@ def load_pretrained(
     _, report.copied, _ = copy_model_state(network, selected, inplace=True)
     report.not_in_checkpoint = [k for k in destination if k not in source]
     logger.info("load_pretrained: %s", report.summary())
+    mismatched = [k for k, reason in report.skipped.items() if reason.startswith(SHAPE_MISMATCH)]
+    if mismatched:
+        logger.warning("load_pretrained: %d tensors were not loaded for a shape mismatch and keep their initial "
+                       "values: %s", len(mismatched), ", ".join(mismatched))
+    if report.adapted:
+        logger.info("load_pretrained: adapted the input layer to %d channels: %s", in_channels,
+                    "; ".join(f"{k} ({r})" for k, r in report.adapted.items()))
     return report
+
+
+def _differs_in_input_channels(source: torch.Size, destination: torch.Size, in_channels: int) -> bool:
+    """Whether two convolution weights differ only in their input channels, the destination's being the
+    network's input channels (an input layer trained on another number of image channels)."""
+    return (len(source) == len(destination) >= 3 and source[0] == destination[0] and source[2:] == destination[2:]
+            and source[1] != destination[1] and destination[1] == in_channels)
 
 
 class EncoderFreezeHandler:

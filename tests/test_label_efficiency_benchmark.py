@@ -1,4 +1,4 @@
-"""The label-efficiency benchmark script runs every step (smoke preset) and writes its table and plot."""
+"""The label-efficiency benchmark script: its statistics, its argument checks, and a smoke run of every step."""
 
 import subprocess
 import sys
@@ -7,26 +7,43 @@ from tests.conftest import shared_path
 from tests.helpers import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from label_efficiency import verdict  # noqa: E402
+from label_efficiency import iterations_to_reach, mean_sd, verdict  # noqa: E402
+
+SCRIPT = str(REPO / "benchmarks" / "label_efficiency.py")
 
 
-def test_verdict():
-    assert "no clear effect" in verdict([0.50, 0.52, 0.51], [0.50, 0.49, 0.53])
-    assert "helps" in verdict([0.70, 0.71, 0.72], [0.50, 0.51, 0.52])
-    assert "hurts" in verdict([0.40, 0.41, 0.42], [0.50, 0.51, 0.52])
-    assert "one seed" in verdict([0.7], [0.5])
+def test_verdict_reads_paired_differences():
+    assert "no clear effect" in verdict([0.02, -0.01, 0.00])
+    assert "helps" in verdict([0.05, 0.06, 0.05])  # small but consistent: paired differences show it
+    assert "hurts" in verdict([-0.05, -0.06, -0.05])
+    assert "one pair" in verdict([0.2])
+
+
+def test_one_spread_everywhere_and_convergence():
+    assert mean_sd([1.0, 2.0, 3.0]) == "2.000 ± 1.000"  # ddof 1
+    curve = [(40, 0.1), (80, 0.3), (120, 0.5)]
+    assert iterations_to_reach(curve, 0.3) == 80 and iterations_to_reach(curve, 0.6) is None
+
+
+def test_overlapping_subjects_are_refused(tmp_path):
+    shared_path("synthseg_label_maps")
+    result = subprocess.run([sys.executable, SCRIPT, "--preset", "smoke", "--regions-train", "1", "16",
+                             "--regions-eval", "16", "--work-dir", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode != 0 and "share subjects [16]" in result.stderr
 
 
 def test_smoke_run_writes_the_results(tmp_path):
     shared_path("brats_deepmedic")
     shared_path("synthseg_label_maps")
-    command = [sys.executable, str(REPO / "benchmarks" / "label_efficiency.py"), "--preset", "smoke",
-               "--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"),
-               "--arms", "scratch", "rotation", "--regions-train", "1", "2", "--regions-eval", "16",
-               "--brats-subjects", "brats_2013_pat0005_1", "brats_2013_pat0003_1"]
+    command = [sys.executable, SCRIPT, "--preset", "smoke", "--work-dir", str(tmp_path / "work"),
+               "--results-dir", str(tmp_path / "results"), "--arms", "scratch", "rotation", "--pretrain",
+               "--regions-train", "1", "2", "--regions-eval", "16"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "results" / "label_efficiency.md").read_text()
     assert "| scratch |" in table and "| rotation |" in table and "whole_tumour" in table and "brainstem" in table
-    assert "2 folds" in table and "commit" in table and "wall time" in table
+    assert "2 folds" in table and "commit" in table and "wall time" in table and "## Goals" in table
+    assert "evaluated on ['brats_2013_pat0003_1', 'brats_2013_pat0004_1']" in table
     assert (tmp_path / "results" / "label_efficiency.png").stat().st_size > 5000
+    pretrained = list((tmp_path / "work" / "pretrain").iterdir())
+    assert len(pretrained) == 1 and pretrained[0].name.startswith("rotation_seed0_")  # cached under a hash

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from monai_ssl import PretextModel, load_pretrained, save_checkpoint
+from monai_ssl.transfer import adapt_input_channels
 from monai_ssl.networks import get_adapter
 from tests.helpers import SMALL_TASKS, small_basic_unet, small_unet
 
@@ -59,3 +60,41 @@ def test_plain_state_dict_and_extra_keys(pretrained_path):
     report = load_pretrained(small_unet(), state, encoder_only=False)
     assert report.skipped == {"extra.weight": "missing in the network"}
     assert not report.not_in_checkpoint
+
+
+def test_single_channel_encoder_seeds_a_two_channel_network(pretrained_path, caplog):
+    source = torch.load(pretrained_path, weights_only=True)["model"]
+    network = small_unet(seed=2, in_channels=2)
+    with caplog.at_level(logging.INFO):
+        report = load_pretrained(network, pretrained_path)
+    first = "model.0.conv.unit0.conv.weight"
+    assert set(report.adapted) == {first, "model.0.residual.weight"}
+    assert report.adapted[first] == "input channels adapted: (8, 1, 3, 3, 3) in the checkpoint, (8, 2, 3, 3, 3) here"
+    weight = network.state_dict()[first]
+    torch.testing.assert_close(weight, source[first].expand(-1, 2, -1, -1, -1) / 2, rtol=0, atol=0)
+    # the first layer answers FLAIR = T1c = x exactly as the pretrained layer answered x
+    x = torch.randn(1, 1, 8, 8, 8)
+    torch.testing.assert_close(torch.nn.functional.conv3d(x.expand(-1, 2, -1, -1, -1), weight),
+                               torch.nn.functional.conv3d(x, source[first]))
+    assert "2 of them with input channels adapted" in report.summary() and "adapted the input layer" in caplog.text
+    assert all(adapter_key in report.copied for adapter_key in report.adapted)
+
+
+def test_without_adaptation_a_channel_mismatch_is_a_named_warning(pretrained_path, caplog):
+    network = small_unet(seed=2, in_channels=2)
+    initial = network.state_dict()["model.0.conv.unit0.conv.weight"].clone()
+    with caplog.at_level(logging.WARNING):
+        report = load_pretrained(network, pretrained_path, adapt_channels=False)
+    assert not report.adapted
+    assert report.skipped["model.0.conv.unit0.conv.weight"].startswith("shape mismatch")
+    assert torch.equal(network.state_dict()["model.0.conv.unit0.conv.weight"], initial)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and "model.0.conv.unit0.conv.weight" in warnings[0].getMessage()
+
+
+def test_adapt_input_channels_rule():
+    weight = torch.arange(2 * 3 * 1, dtype=torch.float32).reshape(2, 3, 1)
+    adapted = adapt_input_channels(weight, 2)
+    torch.testing.assert_close(adapted, weight.sum(1, keepdim=True).expand(-1, 2, -1) / 2)
+    with pytest.raises(ValueError, match="convolution weight"):
+        adapt_input_channels(torch.ones(2, 3), 2)

@@ -40,6 +40,9 @@ class PretextTask:
         self.label_key = f"{self.name}_label"
         self.args = dict(kwargs)
         self.num_classes = 0
+        #: name of the held-out score of :py:meth:`score_counts`; higher is better for ``"accuracy"``, lower for
+        #: ``"mse_ratio"``
+        self.score_name = "accuracy"
         self.task_transform: MapTransform
         self.loss: nn.Module
 
@@ -62,6 +65,17 @@ class PretextTask:
             return None
         logits = prediction[:, : self.num_classes]
         return float((logits.argmax(1) == batch[self.label_key]).float().mean())
+
+    def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
+        """Two sums whose ratio over a held-out set is the task's score: ``(correct, samples)`` by default."""
+        if not self.num_classes:
+            raise NotImplementedError(f"task {self.name!r} defines no held-out score.")
+        logits = prediction[:, : self.num_classes]
+        return float((logits.argmax(1) == batch[self.label_key]).sum()), float(logits.shape[0])
+
+    def chance_score(self) -> float:
+        """The score of guessing: ``1 / num_classes`` for a classification task."""
+        return 1.0 / self.num_classes
 
     def config(self) -> dict:
         """Name and arguments, enough for :func:`~monai_ssl.tasks.create_task` to rebuild the task."""

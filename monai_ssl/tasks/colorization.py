@@ -42,6 +42,7 @@ class ColorizationTask(PretextTask):
         self.task_transform = RandIntensityColorizationd(keys=self.input_key, target_key=self.label_key, **kwargs)
         self.bins = self.task_transform.colorization.bins
         self.loss = RestorationLoss(loss) if self.bins is None else nn.CrossEntropyLoss()
+        self.score_name = "mse_ratio" if self.bins is None else "accuracy"
 
     def build_head(self, adapter: EncoderAdapter) -> nn.Module:
         outputs = adapter.in_channels * (self.bins or 1)
@@ -58,3 +59,16 @@ class ColorizationTask(PretextTask):
         if self.bins is None:
             return None
         return float((prediction.argmax(1) == batch[self.label_key]).float().mean())
+
+    def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
+        """Restored images: the squared error of the restoration and of the degraded input itself (the identity
+        baseline), so the score is the MSE as a fraction of doing nothing; bins: ``(correct voxels, voxels)``."""
+        target = batch[self.label_key]
+        if self.bins is not None:
+            return float((prediction.argmax(1) == target).sum()), float(target.numel())
+        restoration = float(((prediction.float() - target) ** 2).sum())
+        identity = float(((batch[self.input_key].float() - target) ** 2).sum())
+        return restoration, identity
+
+    def chance_score(self) -> float:
+        return 1.0 if self.bins is None else 1.0 / self.bins

@@ -20,6 +20,12 @@ from monai_ssl.transforms.relative_position import (
     RandRelativePatchPositionDict,
     neighbour_offsets,
 )
+from monai_ssl.transforms.synthesis import (
+    RandLabelMapSynthesis,
+    RandLabelMapSynthesisd,
+    RandLabelMapSynthesisD,
+    RandLabelMapSynthesisDict,
+)
 from monai_ssl.transforms.rotation import (
     RandSliceRotation,
     RandSliceRotationd,
@@ -32,6 +38,10 @@ __all__ = [
     "RandIntensityColorizationd",
     "RandIntensityColorizationD",
     "RandIntensityColorizationDict",
+    "RandLabelMapSynthesis",
+    "RandLabelMapSynthesisd",
+    "RandLabelMapSynthesisD",
+    "RandLabelMapSynthesisDict",
     "RandRelativePatchPosition",
     "RandRelativePatchPositiond",
     "RandRelativePatchPositionD",
