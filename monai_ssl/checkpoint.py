@@ -31,8 +31,8 @@ _ITERATION = re.compile(r"checkpoint_iter(\d+)\.pt$")
 def save_checkpoint(obj: Any, path: str) -> str:
     """Save ``obj`` to ``path`` atomically (:func:`monai_ssl.utils.atomic_path`): a crash at any point leaves
     either the previous file or the complete new one, never a partial file."""
-    with atomic_path(path, suffix=".pt") as temporary:
-        torch.save(obj, temporary)
+    with atomic_path(path, suffix=".pt") as temporary, open(temporary, "wb") as f:
+        torch.save(obj, f)
     return path
 
 

@@ -63,3 +63,23 @@ def test_pretrain_my_folder_needs_a_real_folder(tmp_path):
         **{**TINY_PRETRAINING, "dataset_dir": str(tmp_path / "scans"), "output_dir": str(tmp_path / "out"),
            "cache_dir": str(tmp_path / "cache")})
     assert list((tmp_path / "cache").iterdir())  # the disk cache was filled
+
+
+def test_brain_mri_pool_pretraining_scores_held_out_volumes(tmp_path):
+    """The pool the shipped encoder was pretrained on: label maps and scans, held-out scores after each epoch."""
+    shared_path("synthseg_label_maps")
+    shared_path("brats_deepmedic")
+    import json
+
+    flow = run([PRETRAINING / "train.json", SAMPLES / "brain_mri_pool_pretraining.json"],
+               **{**TINY_PRETRAINING, "output_dir": str(tmp_path), "epoch_length": 1, "samples_per_volume": 1,
+                  "max_epochs": 2, "val_interval": 1, "spacing": [4.0, 4.0, 4.0], "resume": False})
+    files = flow.parser.get_parsed_content("train#files")
+    assert sum("label_map" in f for f in files) == 15 and sum("image" in f for f in files) == 6
+    paths = lambda entries: {os.path.realpath(next(iter(e.values()))) for e in entries}  # noqa: E731
+    held_out = paths(flow.parser.get_parsed_content("validate#files"))
+    assert len(held_out) == 9 and not held_out & paths(files)  # never trained on
+    scores = json.loads((tmp_path / "pretext_scores.json").read_text())
+    assert [e["epoch"] for e in scores["history"]] == [1, 2]
+    assert set(scores["chance"]) == {"jigsaw_accuracy", "rotation_accuracy", "colorization_mse_ratio",
+                                     "relative_position_accuracy"}
