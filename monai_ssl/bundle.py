@@ -121,9 +121,10 @@ def training_files(
     """Unlabelled training volumes as ``[{"image": path}, ...]``.
 
     From ``datalist`` (its ``"training"`` list, whose entries may also be ``{"label_map": path}``: an anatomical
-    label map from which :py:func:`pretext_dataset` synthesises a new random-contrast image at every draw), else every NIfTI file under ``dataset_dir``; with neither,
-    ``num_demo_subjects`` demo phantoms are written to ``output_dir/demo_unlabelled`` and used (demo only, see
-    :mod:`monai_ssl.data.phantom`). They are other subjects than the labelled demo phantoms.
+    label map from which :py:func:`pretext_dataset` synthesises a new random-contrast image at every draw), else
+    every NIfTI file under ``dataset_dir``; with neither, ``num_demo_subjects`` demo phantoms are written to
+    ``output_dir/demo_unlabelled`` and used (demo only, see :mod:`monai_ssl.data.phantom`). They are other subjects
+    than the labelled demo phantoms.
     """
     if datalist:
         return _unlabelled_entries(datalist, "training")
