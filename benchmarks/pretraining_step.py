@@ -8,7 +8,7 @@ generated phantoms without ``../shared/data``), made once so that only the step 
 - ``threads``: ``torch.set_num_threads`` at the number of physical cores (the baseline keeps torch's default);
 - ``channels_last_3d``: the network and its inputs in ``torch.channels_last_3d`` memory format;
 - ``bf16 autocast``: ``torch.autocast("cpu", torch.bfloat16)`` around the forward pass and the losses;
-- ``torch.compile``: the pretext model's forward compiled (inductor); its compile time is reported apart.
+- ``torch.compile``: the network's convolution blocks compiled (inductor); compile time is reported apart.
 
 The data side (several crops per loaded volume) is measured by ``benchmarks/pretext_loader.py``.
 
@@ -88,6 +88,19 @@ def time_steps(model, data: list[dict], autocast: bool = False, channels_last: b
     return count / seconds
 
 
+def compile_blocks(network: torch.nn.Module) -> int:
+    """Compile the outermost convolution blocks in place (``nn.Module.compile``): the tasks call the encoder's
+    blocks one by one through the adapter, so compiling the network's own ``forward`` would miss them."""
+    from monai.networks.blocks import Convolution, ResidualUnit
+
+    compiled: list[str] = []
+    for name, module in network.named_modules():
+        if isinstance(module, (Convolution, ResidualUnit)) and not any(name.startswith(c + ".") for c in compiled):
+            module.compile(dynamic=False)  # static shapes: one graph per input size (cubes, patches, crops)
+            compiled.append(name)
+    return len(compiled)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per lever (after one warm-up step)")
@@ -117,13 +130,14 @@ def main() -> None:
     measure("channels_last_3d", channels_last=True)
     measure("bf16 autocast", autocast=True)
     start = time.perf_counter()
-    compiled = torch.compile(model)  # the whole multi-task forward: every task's encoder calls and heads
+    compiled_blocks = compile_blocks(model.network)
     try:
         model.load_state_dict(initial)
-        warm = time_steps(model, data[:2], network=compiled)
+        warm = time_steps(model, data[:2])
         compile_seconds = time.perf_counter() - start
-        measure("torch.compile", network=compiled)
-        print(f"torch.compile: {compile_seconds:.0f} s of compilation and warm-up ({warm:.2f} samples/s meanwhile)")
+        measure("torch.compile")
+        print(f"torch.compile: {compiled_blocks} blocks, {compile_seconds:.0f} s of compilation and warm-up "
+              f"({warm:.2f} samples/s meanwhile)")
     except Exception as error:  # noqa: BLE001  the lever is reported as unavailable, with its reason
         print(f"torch.compile: unavailable here ({type(error).__name__}: {str(error).splitlines()[0][:120]})")
 
