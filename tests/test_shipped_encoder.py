@@ -3,7 +3,6 @@
 import logging
 import os
 
-import pytest
 import torch
 from monai.bundle import ConfigParser
 

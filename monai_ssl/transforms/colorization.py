@@ -14,8 +14,10 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, RandomizableTransform
+from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor, ensure_tuple
+
+from monai_ssl.transforms.utils import RandArrayWrapperd
 
 __all__ = [
     "RandIntensityColorization",
@@ -185,7 +187,7 @@ class RandIntensityColorization(RandomizableTransform):
         return convert_to_dst_type(out, img)[0]
 
 
-class RandIntensityColorizationd(RandomizableTransform, MapTransform):
+class RandIntensityColorizationd(RandArrayWrapperd):
     """
     Dictionary-based wrapper of :py:class:`RandIntensityColorization`.
 
@@ -213,24 +215,20 @@ class RandIntensityColorizationd(RandomizableTransform, MapTransform):
         lut_size: int = 4096,
         allow_missing_keys: bool = False,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob=1.0)
+        super().__init__(
+            keys, RandIntensityColorization(mode, invert_prob, bins, bin_range, lut_size), allow_missing_keys
+        )
         self.target_keys = ensure_tuple(target_key)
         if len(self.target_keys) != len(self.keys):
             raise ValueError(
                 f"target_key must name one target per key: {len(self.keys)} keys but {len(self.target_keys)} "
                 "target keys."
             )
-        self.colorization = RandIntensityColorization(mode, invert_prob, bins, bin_range, lut_size)
+        self.colorization = self.array_transform
 
     @property
     def num_classes(self) -> int:
         return self.colorization.num_classes
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        super().set_random_state(seed, state)
-        self.colorization.set_random_state(seed, state)
-        return self
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)

@@ -19,10 +19,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, RandomizableTransform
+from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends
 
 from monai_ssl.transforms.utils import (
+    RandArrayWrapperd,
     as_non_negative_int,
     as_positive_tuple,
     crop_patches,
@@ -225,7 +226,7 @@ class RandVolumeJigsaw(RandomizableTransform):
         return stack_patches_like(shuffled, img)
 
 
-class RandVolumeJigsawd(RandomizableTransform, MapTransform):
+class RandVolumeJigsawd(RandArrayWrapperd):
     """
     Dictionary-based wrapper of :py:class:`RandVolumeJigsaw`.
 
@@ -258,11 +259,11 @@ class RandVolumeJigsawd(RandomizableTransform, MapTransform):
         flip_label_key: str = "jigsaw_flips",
         allow_missing_keys: bool = False,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob=1.0)
+        jigsaw = RandVolumeJigsaw(grid, num_permutations, gap, jitter, flip_axes, flip_prob, permutation_seed)
+        super().__init__(keys, jigsaw, allow_missing_keys)
         self.label_key = label_key
         self.flip_label_key = flip_label_key
-        self.jigsaw = RandVolumeJigsaw(grid, num_permutations, gap, jitter, flip_axes, flip_prob, permutation_seed)
+        self.jigsaw = self.array_transform
 
     @property
     def permutations(self) -> np.ndarray:
@@ -271,11 +272,6 @@ class RandVolumeJigsawd(RandomizableTransform, MapTransform):
     @property
     def num_classes(self) -> int:
         return self.jigsaw.num_classes
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        super().set_random_state(seed, state)
-        self.jigsaw.set_random_state(seed, state)
-        return self
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)

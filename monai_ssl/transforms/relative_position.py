@@ -15,10 +15,11 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, RandomizableTransform
+from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends
 
 from monai_ssl.transforms.utils import (
+    RandArrayWrapperd,
     as_non_negative_int,
     as_positive_tuple,
     crop_patches,
@@ -188,7 +189,7 @@ class RandRelativePatchPosition(RandomizableTransform):
         return stack_patches_like(crop_patches(img, starts, self.patch_size), img)
 
 
-class RandRelativePatchPositiond(RandomizableTransform, MapTransform):
+class RandRelativePatchPositiond(RandArrayWrapperd):
     """
     Dictionary-based wrapper of :py:class:`RandRelativePatchPosition`: every key gets the same pair of
     positions, and the neighbour's class is written to ``label_key`` as a 0-d int64 tensor.
@@ -215,11 +216,11 @@ class RandRelativePatchPositiond(RandomizableTransform, MapTransform):
         mask_key: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob=1.0)
+        patches = RandRelativePatchPosition(patch_size, gap, jitter, neighbours, foreground_threshold)
+        super().__init__(keys, patches, allow_missing_keys)
         self.label_key = label_key
         self.mask_key = mask_key
-        self.patches = RandRelativePatchPosition(patch_size, gap, jitter, neighbours, foreground_threshold)
+        self.patches = self.array_transform
 
     @property
     def offsets(self) -> np.ndarray:
@@ -228,11 +229,6 @@ class RandRelativePatchPositiond(RandomizableTransform, MapTransform):
     @property
     def num_classes(self) -> int:
         return self.patches.num_classes
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        super().set_random_state(seed, state)
-        self.patches.set_random_state(seed, state)
-        return self
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)

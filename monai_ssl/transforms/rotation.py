@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 
-import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import get_track_meta
-from monai.transforms import CenterSpatialCrop, MapTransform, RandomizableTransform, Rotate90
+from monai.transforms import CenterSpatialCrop, RandomizableTransform, Rotate90
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+
+from monai_ssl.transforms.utils import RandArrayWrapperd
 
 __all__ = [
     "RandSliceRotation",
@@ -121,7 +122,7 @@ class RandSliceRotation(RandomizableTransform):
         return convert_to_dst_type(out, img)[0]
 
 
-class RandSliceRotationd(RandomizableTransform, MapTransform):
+class RandSliceRotationd(RandArrayWrapperd):
     """
     Dictionary-based wrapper of :py:class:`RandSliceRotation`: every key gets the same rotation, and the class
     is written to ``label_key`` as a 0-d int64 tensor.
@@ -143,19 +144,13 @@ class RandSliceRotationd(RandomizableTransform, MapTransform):
         non_square: str = "crop",
         allow_missing_keys: bool = False,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob=1.0)
+        super().__init__(keys, RandSliceRotation(planes, non_square), allow_missing_keys)
         self.label_key = label_key
-        self.rotation = RandSliceRotation(planes, non_square)
+        self.rotation = self.array_transform
 
     @property
     def num_classes(self) -> int:
         return self.rotation.num_classes
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        super().set_random_state(seed, state)
-        self.rotation.set_random_state(seed, state)
-        return self
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)

@@ -20,8 +20,10 @@ import torch.nn.functional as F
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor, get_track_meta
 from monai.networks.layers import GaussianFilter
-from monai.transforms import MapTransform, RandomizableTransform
+from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+
+from monai_ssl.transforms.utils import RandArrayWrapperd
 
 __all__ = [
     "RandLabelMapSynthesis",
@@ -155,7 +157,7 @@ class RandLabelMapSynthesis(RandomizableTransform):
         return convert_to_dst_type(image, img, dtype=torch.float32)[0]
 
 
-class RandLabelMapSynthesisd(RandomizableTransform, MapTransform):
+class RandLabelMapSynthesisd(RandArrayWrapperd):
     """
     Dictionary version of :py:class:`RandLabelMapSynthesis`: the label map at ``keys`` becomes a synthetic
     image at ``image_key`` (the label map is kept). One draw is shared by all keys; with several keys, give
@@ -177,18 +179,12 @@ class RandLabelMapSynthesisd(RandomizableTransform, MapTransform):
         allow_missing_keys: bool = False,
         **kwargs,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob=1.0)
+        super().__init__(keys, RandLabelMapSynthesis(**kwargs), allow_missing_keys)
         self.image_keys = [image_key] if isinstance(image_key, str) else list(image_key)
         if len(self.image_keys) != len(self.keys):
             raise ValueError(f"give one image_key per label-map key: {len(self.keys)} keys, image_key "
                              f"{image_key!r}.")
-        self.synthesis = RandLabelMapSynthesis(**kwargs)
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        super().set_random_state(seed, state)
-        self.synthesis.set_random_state(seed, state)
-        return self
+        self.synthesis = self.array_transform
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)

@@ -6,11 +6,19 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.config import NdarrayOrTensor
+from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
+from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type
 
-__all__ = ["as_positive_tuple", "as_non_negative_int", "crop_patches", "stack_patches_like", "spatial_shape_of"]
+__all__ = [
+    "RandArrayWrapperd",
+    "as_positive_tuple",
+    "as_non_negative_int",
+    "crop_patches",
+    "stack_patches_like",
+    "spatial_shape_of",
+]
 
 
 def as_positive_tuple(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
@@ -57,3 +65,27 @@ def stack_patches_like(patches: Sequence[NdarrayOrTensor], img: NdarrayOrTensor)
         return np.stack(patches)
     out = torch.stack(patches)
     return convert_to_dst_type(out, img)[0] if isinstance(img, MetaTensor) else out
+
+
+class RandArrayWrapperd(RandomizableTransform, MapTransform):
+    """Base of the dictionary pretext transforms: one array transform whose single draw is shared by every key.
+
+    Subclasses draw once per call (``array_transform.randomize(...)``) and apply the array transform with
+    ``randomize=False`` to each key; ``set_random_state`` seeds the array transform, where every draw happens.
+
+    Args:
+        keys: keys of the volumes.
+        array_transform: the array transform.
+        allow_missing_keys: don't raise if a key is missing.
+    """
+
+    def __init__(self, keys: KeysCollection, array_transform: RandomizableTransform,
+                 allow_missing_keys: bool = False) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob=1.0)
+        self.array_transform = array_transform
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.array_transform.set_random_state(seed, state)
+        return self
