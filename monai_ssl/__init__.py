@@ -1,6 +1,6 @@
 """monai-ssl: self-supervised 3D pretext tasks and pretraining for MONAI."""
 
-__version__ = "0.1.0"
+from monai_ssl.version import __version__
 
 from monai_ssl.transforms import *  # noqa: E402,F401,F403
 from monai_ssl.transforms import __all__ as _transforms_all  # noqa: E402

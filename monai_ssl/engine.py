@@ -14,7 +14,7 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
-from monai_ssl import __version__
+from monai_ssl.version import __version__
 from monai_ssl.checkpoint import CHECKPOINT_PATTERN, latest_checkpoint, load_checkpoint, save_checkpoint
 from monai_ssl.pretext_model import PretextModel
 

@@ -194,10 +194,7 @@ def score_checkpoint(
 
 def plot_pretext_scores(history_path: str, output_path: str, title: str | None = None) -> str:
     """Draw each task's held-out score against the training iteration, with its chance level, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # called when plotting only, never at import
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     with open(history_path) as f:
         data = json.load(f)
@@ -206,7 +203,8 @@ def plot_pretext_scores(history_path: str, output_path: str, title: str | None =
         raise ValueError(f"{history_path} holds no evaluation yet.")
     axis = "iteration" if "iteration" in history[0] else "epoch"
     names = [k for k in history[0] if k not in ("epoch", "iteration")]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.2), squeeze=False)
+    fig = Figure(figsize=(3.6 * len(names), 3.2))  # no pyplot: the user's matplotlib backend is left alone
+    axes = fig.subplots(1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names):
         ax.plot([e[axis] for e in history], [e[name] for e in history], marker=".", label="held-out")
         if name in data.get("chance", {}):
@@ -219,5 +217,4 @@ def plot_pretext_scores(history_path: str, output_path: str, title: str | None =
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(output_path, dpi=100)
-    plt.close(fig)
     return output_path

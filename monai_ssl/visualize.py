@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from monai.config import NdarrayOrTensor
+from monai.transforms import CenterSpatialCrop
+from monai.utils import convert_to_numpy
 
-matplotlib.use("Agg")  # headless: files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from monai.config import NdarrayOrTensor  # noqa: E402
-from monai.transforms import CenterSpatialCrop  # noqa: E402
-from monai.utils import convert_to_numpy  # noqa: E402
-
-from monai_ssl.transforms import (  # noqa: E402
+from monai_ssl.transforms import (
     RandIntensityColorization,
     RandRelativePatchPosition,
     RandSliceRotation,
@@ -59,7 +56,9 @@ def render_pretext_montage(image: NdarrayOrTensor, path: str, seed: int = 0, cha
     shown = volume[channel : channel + 1]
     vmin, vmax = (float(v) for v in np.percentile(shown, [0.5, 99.5]))
     smallest = min(shown.shape[1:])
-    fig, axes = plt.subplots(4, _COLUMNS, figsize=(2 * _COLUMNS, 10))
+    # a Figure without pyplot renders to files with Agg and leaves the user's matplotlib backend alone
+    fig = Figure(figsize=(2 * _COLUMNS, 10))
+    axes = fig.subplots(4, _COLUMNS)
     for ax in axes.flat:
         ax.axis("off")
     row_titles: list[str] = []
@@ -127,5 +126,4 @@ def render_pretext_montage(image: NdarrayOrTensor, path: str, seed: int = 0, cha
         fig.text(0.02, max(ax.get_position().y1 for ax in axes[row]) + 0.035, title, fontsize=10, weight="bold")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
