@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import glob
 import os
+import pickle
+import zipfile
 import re
 from typing import Any
 
@@ -37,10 +39,27 @@ def save_checkpoint(obj: Any, path: str) -> str:
 
 
 def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``; a bare ``state_dict`` is wrapped as ``{"model": ...}``."""
+    """Load a checkpoint with ``weights_only=True``; a bare ``state_dict`` is wrapped as ``{"model": ...}``.
+
+    A file that is not a readable checkpoint (empty, truncated, another format, or torch's pre-1.6 legacy format)
+    raises a ``ValueError`` naming it; one holding objects other than tensors and plain containers raises a
+    ``pickle.UnpicklingError`` that does not suggest ``weights_only=False``.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}.")
-    data = torch.load(path, map_location=map_location, weights_only=True)
+    unreadable = f"{path} is not a readable PyTorch checkpoint (truncated or not a checkpoint)."
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        raise ValueError(unreadable)
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's own message suggests weights_only=False, which would run whatever code the file holds
+        raise pickle.UnpicklingError(
+            f"{path} holds objects other than tensors and plain containers; it is refused because loading it could "
+            "run code. Re-save the weights as a state_dict."
+        ) from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ValueError(unreadable) from error
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a checkpoint dict or a state_dict (got {type(data).__name__}).")
     if "model" not in data:

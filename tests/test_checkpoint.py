@@ -48,3 +48,21 @@ def test_latest_checkpoint_picks_the_highest_iteration(tmp_path):
     for iteration in (8, 120, 16):
         save_checkpoint({"model": {}}, str(tmp_path / f"checkpoint_iter{iteration:08d}.pt"))
     assert latest_checkpoint(str(tmp_path)).endswith("checkpoint_iter00000120.pt")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 64 + b"random bytes, not a checkpoint"], ids=["empty", "random"])
+def test_unreadable_files_name_the_file_and_never_suggest_weights_only_false(tmp_path, content):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as error:
+        load_checkpoint(str(path))
+    assert str(error.value) == f"{path} is not a readable PyTorch checkpoint (truncated or not a checkpoint)."
+    assert "weights_only" not in str(error.value)
+
+
+def test_truncated_checkpoint_is_named(tmp_path):
+    path = tmp_path / "model.pt"
+    save_checkpoint({"model": {"w": torch.ones(1000)}}, str(path))
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ValueError, match="model.pt is not a readable PyTorch checkpoint"):
+        load_checkpoint(str(path))
