@@ -94,12 +94,15 @@ def brats_subjects(data_root: Path, names: list[str]) -> list[dict]:
     if missing:
         raise SystemExit(f"BraTS subjects {missing} are not under {data_root / 'brats_deepmedic'}; found "
                          f"{sorted(folders)}.")
-    return [{"name": n, "image": [f"{folders[n]}/Flair_subtrMeanDivStd.nii.gz", f"{folders[n]}/T1c_subtrMeanDivStd.nii.gz"],
+    channels = ("Flair_subtrMeanDivStd.nii.gz", "T1c_subtrMeanDivStd.nii.gz")
+    return [{"name": n, "image": [f"{folders[n]}/{channel}" for channel in channels],
              "label": f"{folders[n]}/OTMultiClass.nii.gz"} for n in names]
 
 
 def default_brats_split(data_root: Path) -> tuple[list[str], list[str]]:
-    names = lambda split: sorted(os.path.basename(f) for f in glob.glob(str(data_root / "brats_deepmedic" / split / "brats_*")))  # noqa: E731
+    def names(split: str) -> list[str]:
+        return sorted(os.path.basename(f) for f in glob.glob(str(data_root / "brats_deepmedic" / split / "brats_*")))
+
     return names("train"), names("validation")
 
 
@@ -284,7 +287,8 @@ def main() -> None:
     brats_train = args.brats_train_subjects or default_train
     brats_eval = args.brats_eval_subjects or default_eval
     if set(brats_train) & set(brats_eval):
-        raise SystemExit(f"--brats-train-subjects and --brats-eval-subjects share {sorted(set(brats_train) & set(brats_eval))}.")
+        shared = sorted(set(brats_train) & set(brats_eval))
+        raise SystemExit(f"--brats-train-subjects and --brats-eval-subjects share {shared}.")
     if max(preset["label_counts"]) > len(args.regions_train):
         preset["label_counts"] = [c for c in preset["label_counts"] if c <= len(args.regions_train)]
     pretrained = parse_pretrained(args.pretrained)
@@ -331,8 +335,9 @@ def main() -> None:
                 for count in preset["label_counts"]:
                     labelled = [regions[s] for s in args.regions_train[:count]]
                     print(f"regions: {arm}, {count} labelled, seed {seed}", flush=True)
-                    dice, curve = fine_tune(bundles, work, "regions", f"regions_{count}_{arm}_{seed}", labelled, evaluation,
-                                            preset, seed, model, region_names, {}, 1, args.fine_tune_overrides)
+                    dice, curve = fine_tune(bundles, work, "regions", f"regions_{count}_{arm}_{seed}", labelled,
+                                            evaluation, preset, seed, model, region_names, {}, 1,
+                                            args.fine_tune_overrides)
                     results["regions"][count][arm][(seed, 0)] = {"dice": dice, "curve": curve}
             if "tumour" in args.datasets:
                 for fold, labelled in enumerate(train_subjects):
@@ -375,7 +380,8 @@ def report_budget(dataset: str, setting: str, curve: list[tuple[int, float]]) ->
     best = max(d for _, d in curve)
     plateau = next(i for i, d in curve if d >= best - 0.02)
     points = ", ".join(f"{i}: {d:.3f}" for i, d in curve)
-    return f"- {dataset} ({setting}): plateau (within 0.02 of the best {best:.3f}) at iteration {plateau}; curve {points}"
+    return (f"- {dataset} ({setting}): plateau (within 0.02 of the best {best:.3f}) at iteration {plateau}; "
+            f"curve {points}")
 
 
 def write_results(args, preset: dict, results: dict, pretrained: dict, seconds: float, subjects: dict) -> None:
