@@ -104,7 +104,6 @@ class PretextEvaluator(SupervisedEvaluator):
             additional_metrics=metrics,
             **kwargs,
         )
-        self.pretext_model = model
         self.seed = seed
         self.add_event_handler(Events.STARTED, self._reseed)
 
@@ -113,7 +112,6 @@ class PretextEvaluator(SupervisedEvaluator):
             transform = getattr(dataset, "transform", None)
             if transform is not None and hasattr(transform, "set_random_state"):
                 transform.set_random_state(seed=self.seed)
-
 
 
 def chance_scores(model: PretextModel) -> dict[str, float]:
