@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from monai_ssl.bundle import validation_files  # noqa: E402
 from monai_ssl.checkpoint import load_checkpoint  # noqa: E402
-from monai_ssl.evaluation import plot_pretext_scores, score_checkpoint  # noqa: E402
+from monai_ssl.evaluation import plot_pretext_scores, score_checkpoint, score_metric_name  # noqa: E402
 from monai_ssl.tasks import create_task  # noqa: E402
 
 TARGETS = {"rotation_accuracy": ">= 0.90", "relative_position_accuracy": ">= 0.60", "jigsaw_accuracy": ">= 0.80",
@@ -56,7 +56,7 @@ def main() -> None:
     for path in args.checkpoints:
         checkpoint = load_checkpoint(path)
         tasks = [create_task(t["name"], **t["args"]) for t in checkpoint["config"]["tasks"]]
-        chance = {f"{t.name}_{t.score_name}": t.chance_score() for t in tasks}
+        chance = {score_metric_name(t): t.chance_score() for t in tasks}
         iteration = checkpoint.get("trainer", {}).get("iteration", "?")
         for group, files in groups.items():
             if not files:

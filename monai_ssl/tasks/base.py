@@ -63,8 +63,8 @@ class PretextTask:
         """Fraction of correct class predictions in the batch; ``None`` for a regression task."""
         if not self.num_classes:
             return None
-        logits = prediction[:, : self.num_classes]
-        return float((logits.argmax(1) == batch[self.label_key]).float().mean())
+        correct, total = self.score_counts(prediction, batch)
+        return correct / total
 
     def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
         """Two sums whose ratio over a held-out set is the task's score: ``(correct, samples)`` by default."""

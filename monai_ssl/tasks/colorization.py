@@ -58,7 +58,8 @@ class ColorizationTask(PretextTask):
     def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
         if self.bins is None:
             return None
-        return float((prediction.argmax(1) == batch[self.label_key]).float().mean())
+        correct, total = self.score_counts(prediction, batch)
+        return correct / total
 
     def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
         """Restored images: the squared error of the restoration and of the degraded input itself (the identity
