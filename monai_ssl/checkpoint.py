@@ -16,8 +16,8 @@ from __future__ import annotations
 import glob
 import os
 import pickle
-import zipfile
 import re
+import zipfile
 from typing import Any
 
 import torch

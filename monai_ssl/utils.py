@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 
 __all__ = ["atomic_path", "atomic_write_text"]
@@ -19,15 +19,13 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
+    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex}{suffix}")
+    # created with mode 0666 so that the kernel applies the umask (mkstemp would create 0600)
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield temporary
         with open(temporary, "rb+") as f:
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
