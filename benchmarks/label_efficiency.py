@@ -162,7 +162,7 @@ def pretrain(bundles: Path, work: Path, arm: str, seed: int, pool: list[dict], p
     if not model.exists():
         run_bundle(str(bundles / "pretext_pretraining" / "configs" / "train.json"),
                    datalist=write_datalist(work / "lists" / f"pool_{key}.json", training=pool),
-                   output_dir=str(output), **settings)
+                   output_dir=str(output), ckpt_dir=str(output / "models"), **settings)
     return str(model)
 
 
@@ -183,7 +183,8 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     datalist = write_datalist(work / "lists" / f"{run_name}.json", training=labelled, validation=evaluation)
     workflow = ConfigWorkflow(
         config_file=str(bundles / "brain_mri_segmentation" / "configs" / "train.json"), workflow_type="train",
-        datalist=datalist, output_dir=str(work / "fine_tune" / run_name), label_names=label_names,
+        datalist=datalist, output_dir=str(work / "fine_tune" / run_name),
+        ckpt_dir=str(work / "fine_tune" / run_name / "models"), label_names=label_names,
         label_groups=label_groups, seed=seed, epoch_length=interval, max_epochs=budget // interval, val_interval=1,
         roi_size=preset["roi"], samples_per_volume=preset["samples"], batch_size=preset["batch"],
         use_pretrained=pretrained is not None, pretrained_path=pretrained, **network_overrides(preset, in_channels),

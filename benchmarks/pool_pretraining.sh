@@ -17,7 +17,7 @@ for seed in 0 1 2; do
     if [ "$arm" = all ]; then tasks="['jigsaw','rotation','colorization','relative_position']"; else tasks="['$arm']"; fi
     timeout "$SECONDS_BUDGET" python3 -m monai.bundle run --config_file \
       "['bundles/pretext_pretraining/configs/train.json','sample_configs/brain_mri_pool_pretraining.json']" \
-      --datalist "$DATALIST" --output_dir "outputs/gpu_pool/${arm}_seed${seed}" \
+      --datalist "$DATALIST" --output_dir "outputs/gpu_pool/${arm}_seed${seed}" --ckpt_dir "outputs/gpu_pool/${arm}_seed${seed}/models" \
       --seed "$seed" --tasks "$tasks" --batch_size 4 --amp true --num_workers 2 --max_epochs 200 \
       > "outputs/gpu_pool/${arm}_seed${seed}.log" 2>&1 &
   done

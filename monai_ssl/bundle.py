@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import torch
 from monai.data import CacheDataset, Dataset, PersistentDataset, load_decathlon_datalist
@@ -42,10 +43,12 @@ __all__ = [
     "shipped_encoder_path",
     "DEMO_PHANTOM_SHAPE",
     "list_images",
+    "is_label_map",
     "training_files",
     "segmentation_files",
     "inference_files",
     "validation_files",
+    "require_files",
     "intensity_preset",
     "preprocessing",
     "pretext_dataset",
@@ -80,16 +83,71 @@ def shipped_encoder_path(bundle_root: str = ".") -> str:
     return os.path.normpath((found or candidates)[0])
 
 
-def list_images(dataset_dir: str) -> list[str]:
-    """Every NIfTI file under ``dataset_dir`` (recursively), sorted; a clear error if there is none."""
+def list_images(dataset_dir: str, exclude_label_maps: bool = True) -> list[str]:
+    """Every NIfTI scan under ``dataset_dir`` (recursively), sorted; a clear error if there is none.
+
+    With ``exclude_label_maps``, files whose content is a label map or mask (:func:`is_label_map`: BraTS
+    ``*_seg``, ``brainmask``, ``OTMultiClass``, whatever their names) or that cannot be read are left out and
+    logged with the reason: they are not scans to pretrain on. A folder of DICOM files and no NIfTI is pointed to ``monai-ssl index``.
+    """
     if not os.path.isdir(dataset_dir):
         raise ValueError(f"dataset_dir {dataset_dir!r} is not a folder; pass --dataset_dir with a folder of NIfTI "
                          "files, or --datalist with a MONAI datalist JSON.")
-    files = sorted(p for p in glob.glob(os.path.join(dataset_dir, "**", "*"), recursive=True)
-                   if p.endswith(NIFTI_SUFFIXES) and os.path.isfile(p))
+    candidates = sorted(p for p in glob.glob(os.path.join(dataset_dir, "**", "*"), recursive=True) if os.path.isfile(p))
+    files = [p for p in candidates if p.endswith(NIFTI_SUFFIXES)]
     if not files:
-        raise ValueError(f"no NIfTI file (.nii, .nii.gz) under dataset_dir {dataset_dir!r}.")
+        dicom = sum(_is_dicom(p) for p in candidates[:1000])
+        hint = (f" It holds DICOM files ({dicom} among the first {min(len(candidates), 1000)}): convert them with "
+                f"`monai-ssl index {dataset_dir} --out datalist.json`, then pass --datalist datalist.json."
+                if dicom else "")
+        raise ValueError(f"no NIfTI file (.nii, .nii.gz) under dataset_dir {dataset_dir!r}.{hint}")
+    if exclude_label_maps:
+        excluded = {}
+        for path in files:
+            try:
+                reason = is_label_map(path)
+                if reason:
+                    logger.info("dataset_dir: left out %s, a label map or mask (%s), not a scan", path, reason)
+            except Exception as error:  # noqa: BLE001 - one unreadable file must not stop a scan of an archive
+                reason = f"unreadable: {error}"
+                logger.warning("dataset_dir: left out %s, %s", path, reason)
+            if reason:
+                excluded[path] = reason
+        if excluded:
+            logger.warning("dataset_dir: left out %d of %d NIfTI files as label maps, masks or unreadable "
+                           "(listed above)", len(excluded), len(files))
+        files = [p for p in files if p not in excluded]
+        if not files:
+            raise ValueError(f"no NIfTI file under dataset_dir {dataset_dir!r} is a readable scan (label maps and "
+                             "masks are left out); give a folder of scans.")
     return files
+
+
+# label maps hold few distinct integer values; even an 8-bit MR scan uses far more grey levels
+MAX_LABEL_VALUES = 128
+
+
+def is_label_map(path: str, max_values: int = MAX_LABEL_VALUES) -> str:
+    """Why the NIfTI file at ``path`` is a label map or mask rather than a scan (integer values only, at most
+    ``max_values`` distinct ones, on every other voxel), or ``""`` if it is a scan.
+
+    Judged by content, not name: a BraTS ``*_seg`` file and a FreeSurfer ``aseg`` both qualify whatever they are
+    called, and a scan named ``mask.nii`` does not.
+    """
+    image = nib.load(path)
+    data = np.asanyarray(image.dataobj)
+    sample = data[tuple(slice(None, None, 2) for _ in range(min(data.ndim, 3)))]
+    if not np.all(np.isfinite(sample)) or not np.all(sample == np.round(sample)):
+        return ""
+    values = np.unique(sample)
+    if values.size > max_values:
+        return ""
+    return f"{values.size} distinct integer values"
+
+
+def _is_dicom(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(132)[128:] == b"DICM"
 
 
 def _demo_dir(output_dir: str) -> str:
@@ -115,25 +173,41 @@ def _unlabelled_entries(datalist: str, key: str) -> list[dict]:
     return entries
 
 
+def _no_data(what: str) -> ValueError:
+    return ValueError(f"no {what} given: pass --dataset_dir FOLDER (NIfTI files) or --datalist FILE (a MONAI "
+                      "datalist JSON, e.g. written by `monai-ssl index`); --demo true runs on generated demo "
+                      "phantoms instead.")
+
+
+def _check_demo(dataset_dir: str | None, datalist: str | None, demo: bool) -> bool:
+    """Whether to use the demo phantoms: only when asked for, and never together with real data."""
+    if demo and (dataset_dir or datalist):
+        raise ValueError("demo is true but dataset_dir or datalist is given as well; drop --demo to use your data.")
+    return bool(demo)
+
+
 def training_files(
-    dataset_dir: str | None, datalist: str | None, output_dir: str, num_demo_subjects: int = 8
+    dataset_dir: str | None, datalist: str | None, output_dir: str, demo: bool = False, num_demo_subjects: int = 8
 ) -> list[dict]:
     """Unlabelled training volumes as ``[{"image": path}, ...]``.
 
     From ``datalist`` (its ``"training"`` list, whose entries may also be ``{"label_map": path}``: an anatomical
     label map from which :py:func:`pretext_dataset` synthesises a new random-contrast image at every draw), else
-    every NIfTI file under ``dataset_dir``; with neither, ``num_demo_subjects`` demo phantoms are written to
-    ``output_dir/demo_unlabelled`` and used (demo only, see :mod:`monai_ssl.data.phantom`). They are other subjects
-    than the labelled demo phantoms.
+    every NIfTI scan under ``dataset_dir`` (see :func:`list_images`). With ``demo`` (and neither),
+    ``num_demo_subjects`` demo phantoms are written to ``output_dir/demo_unlabelled`` and used (see
+    :mod:`monai_ssl.data.phantom`); they are other subjects than the labelled demo phantoms. No data and no
+    ``demo`` is an error that says how to give data.
     """
+    if _check_demo(dataset_dir, datalist, demo):
+        folder = os.path.join(output_dir, "demo_unlabelled")
+        logger.info("demo: using %d generated phantoms in %s", num_demo_subjects, folder)
+        entries = write_phantom_dataset(folder, num_demo_subjects, DEMO_PHANTOM_SHAPE, seed=DEMO_UNLABELLED_SEED)
+        return [{"image": e["image"]} for e in entries]
     if datalist:
         return _unlabelled_entries(datalist, "training")
     if dataset_dir:
         return [{"image": path} for path in list_images(dataset_dir)]
-    folder = os.path.join(output_dir, "demo_unlabelled")
-    logger.info("no dataset_dir or datalist given: using %d demo phantoms in %s", num_demo_subjects, folder)
-    entries = write_phantom_dataset(folder, num_demo_subjects, DEMO_PHANTOM_SHAPE, seed=DEMO_UNLABELLED_SEED)
-    return [{"image": e["image"]} for e in entries]
+    raise _no_data("unlabelled scans")
 
 
 def validation_files(datalist: str | None) -> list[dict]:
@@ -147,30 +221,47 @@ def validation_files(datalist: str | None) -> list[dict]:
     return _unlabelled_entries(datalist, "validation")
 
 
-def inference_files(dataset_dir: str | None, datalist: str | None, output_dir: str) -> list[dict]:
-    """Images to segment: a datalist's ``"testing"`` list, every NIfTI file under ``dataset_dir``, or, with
-    neither, the demo phantom's validation subjects."""
+def inference_files(dataset_dir: str | None, datalist: str | None, output_dir: str, demo: bool = False) -> list[dict]:
+    """Images to segment or embed: a datalist's ``"testing"`` list, every NIfTI scan under ``dataset_dir``, or,
+    with ``demo``, the demo phantom's validation subjects.
+
+    With none of them, an empty list, so that an inference config can be built without data (the Model Zoo checks
+    its properties so); :func:`require_files` at the start of its ``run`` then stops with the way to give data.
+    """
+    if _check_demo(dataset_dir, datalist, demo):
+        return [{"image": entry["image"]} for entry in segmentation_files(None, None, output_dir, demo=True)[1]]
     if datalist:
         return [{"image": entry["image"]} for entry in _read_datalist(datalist, "testing")]
     if dataset_dir:
         return [{"image": path} for path in list_images(dataset_dir)]
-    return [{"image": entry["image"]} for entry in segmentation_files(None, None, output_dir)[1]]
+    return []
+
+
+def require_files(files: Sequence[Mapping], what: str = "images") -> None:
+    """Raise the error that says how to give data when ``files`` is empty."""
+    if not files:
+        raise _no_data(what)
 
 
 def segmentation_files(
-    dataset_dir: str | None, datalist: str | None, output_dir: str, num_labelled: int | None = None
+    dataset_dir: str | None, datalist: str | None, output_dir: str, num_labelled: int | None = None,
+    demo: bool = False,
 ) -> tuple[list[dict], list[dict]]:
     """Labelled ``(training, validation)`` lists of ``{"image", "label"}``.
 
     From ``datalist`` (its ``"training"`` and ``"validation"`` lists), else from ``dataset_dir`` in the Medical
     Segmentation Decathlon layout (``imagesTr/`` and ``labelsTr/`` with the same file names; the last fifth of
-    the subjects, at least one, validate); with neither, the demo phantom: subject 0 trains, the others
+    the subjects, at least one, validate); with ``demo``, the demo phantom: subject 0 trains, the others
     validate. ``num_labelled`` keeps the first N training subjects, the scarce-label setting.
     """
-    if datalist:
+    if _check_demo(dataset_dir, datalist, demo):
+        logger.info("demo: using the demo phantom in %s", _demo_dir(output_dir))
+        pairs = write_phantom_dataset(_demo_dir(output_dir), DEMO_SUBJECTS, DEMO_PHANTOM_SHAPE)
+        train, validation = pairs[:1], pairs[1:]
+    elif datalist:
         train, validation = _read_datalist(datalist, "training"), _read_datalist(datalist, "validation")
     elif dataset_dir:
-        images = list_images(os.path.join(dataset_dir, "imagesTr"))
+        images = list_images(os.path.join(dataset_dir, "imagesTr"), exclude_label_maps=False)
         labels = [os.path.join(dataset_dir, "labelsTr", os.path.basename(p)) for p in images]
         missing = [p for p in labels if not os.path.isfile(p)]
         if missing:
@@ -179,9 +270,7 @@ def segmentation_files(
         split = len(pairs) - max(1, len(pairs) // 5)
         train, validation = pairs[:split], pairs[split:]
     else:
-        logger.info("no dataset_dir or datalist given: using the demo phantom in %s", _demo_dir(output_dir))
-        pairs = write_phantom_dataset(_demo_dir(output_dir), DEMO_SUBJECTS, DEMO_PHANTOM_SHAPE)
-        train, validation = pairs[:1], pairs[1:]
+        raise _no_data("labelled scans")
     if num_labelled is not None:
         if num_labelled < 1 or num_labelled > len(train):
             raise ValueError(f"num_labelled must be between 1 and {len(train)} (the labelled training subjects), "
@@ -335,11 +424,6 @@ def _cached(files: list[dict], transforms: list, cache: str, cache_dir: str | No
     raise ValueError(f"cache must be 'memory', 'disk' or 'none', got {cache!r}.")
 
 
-def _network_divisor(model: PretextModel) -> int:
-    strides = getattr(model.network, "strides", None)
-    return int(np.prod([np.max(s) for s in strides])) if strides is not None else 16
-
-
 def check_pretext_setup(model: PretextModel, roi_size: Sequence[int]) -> None:
     """Raise a ``ValueError`` naming the setting to change when the tasks cannot be cut from ``roi_size`` crops
     or their inputs do not fit the network: caught at start-up rather than in the middle of a run."""
@@ -359,7 +443,7 @@ def check_pretext_setup(model: PretextModel, roi_size: Sequence[int]) -> None:
         elif name == "rotation":
             adapter.check_input_size(transform.rotation.square_shape(roi))
         elif name == "colorization":
-            divisor = _network_divisor(model)
+            divisor = adapter.downsampling
             if any(r % divisor for r in roi):
                 raise ValueError(f"colorization runs the whole network on roi_size {list(roi)}; use multiples of "
                                  f"{divisor} (the network's total downsampling).")

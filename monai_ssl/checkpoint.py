@@ -24,9 +24,12 @@ import torch
 
 from monai_ssl.utils import atomic_path
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "export_weights", "CHECKPOINT_PATTERN"]
+__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "export_weights", "CHECKPOINT_PATTERN",
+           "PRETRAINING_STATE_FILENAME"]
 
 CHECKPOINT_PATTERN = "checkpoint_iter{iteration:08d}.pt"
+# a pretraining run's final training state, beside its plain network weights (model.pt)
+PRETRAINING_STATE_FILENAME = "pretext_checkpoint.pt"
 _ITERATION = re.compile(r"checkpoint_iter(\d+)\.pt$")
 
 

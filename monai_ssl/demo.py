@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 # crops of 48 voxels (the demo phantom is 64^3 at 2 mm) keep a pretraining step near a second on 2 cores
 DEMO_PRETRAINING: dict[str, Any] = {
+    "demo": True,
     "roi_size": [48, 48, 48],
     "samples_per_volume": 4,
     "batch_size": 4,
@@ -33,6 +34,7 @@ DEMO_PRETRAINING: dict[str, Any] = {
     },
 }
 DEMO_FINE_TUNING: dict[str, Any] = {
+    "demo": True,
     "roi_size": [48, 48, 48],
     "num_labelled": 1,
     "samples_per_volume": 8,
@@ -64,7 +66,8 @@ def run_bundle(config_files: str | list[str], workflow_type: str = "train", **ov
 def _fine_tune(bundles: Path, output_dir: str, epochs: int, seed: int, **overrides) -> dict[str, float]:
     workflow = run_bundle(
         str(bundles / "brain_mri_segmentation" / "configs" / "train.json"),
-        output_dir=output_dir, max_epochs=epochs, val_interval=epochs, seed=seed, **DEMO_FINE_TUNING, **overrides,
+        output_dir=output_dir, ckpt_dir=os.path.join(output_dir, "models"), max_epochs=epochs, val_interval=epochs,
+        seed=seed, **DEMO_FINE_TUNING, **overrides,
     )
     evaluator = workflow.parser.get_parsed_content("validate#evaluator")
     return {k: float(v) for k, v in evaluator.state.metrics.items()}
@@ -88,9 +91,10 @@ def run_demo(
                                      os.path.join(output_dir, "pretext_tasks.png"), seed=seed)
     print(f"[1/3] pretraining on unlabelled demo phantoms ({pretrain_epochs} epochs)", flush=True)
     pretraining_dir = os.path.join(output_dir, "pretraining")
+    pretraining_models = os.path.join(pretraining_dir, "models")
     run_bundle(str(bundles / "pretext_pretraining" / "configs" / "train.json"), output_dir=pretraining_dir,
-               max_epochs=pretrain_epochs, seed=seed, **DEMO_PRETRAINING)
-    pretrained_path = os.path.join(pretraining_dir, "models", "model.pt")
+               ckpt_dir=pretraining_models, max_epochs=pretrain_epochs, seed=seed, **DEMO_PRETRAINING)
+    pretrained_path = os.path.join(pretraining_models, "model.pt")
     print(f"[2/3] fine-tuning from scratch on 1 labelled subject ({fine_tune_epochs} epochs)", flush=True)
     scratch = _fine_tune(bundles, os.path.join(output_dir, "scratch"), fine_tune_epochs, seed)
     print(f"[3/3] fine-tuning from the pretrained weights, same budget ({fine_tune_epochs} epochs)", flush=True)

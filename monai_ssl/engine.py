@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 from ignite.contrib.handlers import ProgressBar
@@ -14,8 +15,14 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
+from monai_ssl.checkpoint import (
+    CHECKPOINT_PATTERN,
+    PRETRAINING_STATE_FILENAME,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from monai_ssl.version import __version__
-from monai_ssl.checkpoint import CHECKPOINT_PATTERN, latest_checkpoint, load_checkpoint, save_checkpoint
 from monai_ssl.pretext_model import PretextModel
 
 __all__ = [
@@ -104,8 +111,11 @@ class PretextCheckpointSaver:
     """Ignite handler writing monai-ssl checkpoints (see :py:mod:`monai_ssl.checkpoint`), atomically.
 
     Periodic checkpoints ``checkpoint_iter<N>.pt`` go to ``save_dir`` every ``save_interval`` epochs (or every
-    ``save_interval_iterations`` iterations); the last ``keep_last`` are kept. When training completes, the
-    final state is written to ``save_dir/final_filename`` (``model.pt``) as well.
+    ``save_interval_iterations`` iterations); the last ``keep_last`` are kept. When training completes, two files
+    are written the way Model Zoo bundles ship weights: ``save_dir/final_filename`` (``model.pt``), the network's
+    plain ``state_dict`` (what ``network_def`` loads, with no ``key_in_ckpt``), and ``save_dir/state_filename``
+    (``pretext_checkpoint.pt``), the full training state (heads, optimizer, scheduler, trainer counters) that
+    :py:class:`PretextCheckpointLoader` resumes from.
 
     Args:
         save_dir: folder of the checkpoints.
@@ -115,7 +125,8 @@ class PretextCheckpointSaver:
         save_interval: epochs between periodic checkpoints; 0 disables them.
         save_interval_iterations: iterations between periodic checkpoints, instead of epochs.
         keep_last: number of periodic checkpoints kept.
-        final_filename: file name of the final model.
+        final_filename: file name of the final network weights.
+        state_filename: file name of the final training state.
     """
 
     def __init__(
@@ -128,6 +139,7 @@ class PretextCheckpointSaver:
         save_interval_iterations: int | None = None,
         keep_last: int = 2,
         final_filename: str = "model.pt",
+        state_filename: str = PRETRAINING_STATE_FILENAME,
     ) -> None:
         if save_interval < 0 or (save_interval_iterations is not None and save_interval_iterations < 1):
             raise ValueError("save_interval must be >= 0 and save_interval_iterations >= 1 (or None).")
@@ -141,6 +153,7 @@ class PretextCheckpointSaver:
         self.save_interval_iterations = save_interval_iterations
         self.keep_last = keep_last
         self.final_filename = final_filename
+        self.state_filename = state_filename
 
     def attach(self, engine: Engine) -> None:
         if self.save_interval_iterations:
@@ -159,10 +172,12 @@ class PretextCheckpointSaver:
         return path
 
     def save_final(self, engine: Engine) -> str:
+        state = os.path.join(self.save_dir, self.state_filename)
+        save_checkpoint(_checkpoint_state(self.model, self.optimizer, self.lr_scheduler, engine), state)
         path = os.path.join(self.save_dir, self.final_filename)
-        save_checkpoint(_checkpoint_state(self.model, self.optimizer, self.lr_scheduler, engine), path)
-        logger.info("saved pretrained model %s (epoch %d, iteration %d)", path, engine.state.epoch,
-                    engine.state.iteration)
+        save_checkpoint(self.model.network.state_dict(), path)
+        logger.info("saved pretrained network %s and training state %s (epoch %d, iteration %d)", path, state,
+                    engine.state.epoch, engine.state.iteration)
         return path
 
 
@@ -170,9 +185,10 @@ class PretextCheckpointLoader:
     """Ignite handler resuming a pretext run when the engine starts.
 
     It restores the network, heads, optimizer and scheduler, and the engine's epoch and iteration, from
-    ``load_path`` (a checkpoint file, or a folder whose latest ``checkpoint_iter<N>.pt`` is used). Training then
-    continues the iteration count; nothing is retrained from zero. A folder with no checkpoint, or one that does
-    not exist yet (a first run with ``resume`` on), starts afresh; a missing checkpoint *file* is an error.
+    ``load_path``: a checkpoint file, or a folder, whose latest ``checkpoint_iter<N>.pt`` is used, else its final
+    training state ``pretext_checkpoint.pt``. Training then continues the iteration count; nothing is retrained
+    from zero. A folder with neither, or one that does not exist yet (a first run with ``resume`` on), starts
+    afresh (logged); a missing checkpoint *file* is an error.
 
     Args:
         load_path: checkpoint file or folder.
@@ -192,7 +208,10 @@ class PretextCheckpointLoader:
 
     def __call__(self, engine: Engine) -> None:
         as_folder = os.path.isdir(self.load_path) or not os.path.splitext(self.load_path)[1]
-        path = latest_checkpoint(self.load_path) if as_folder else self.load_path
+        path = self.load_path
+        if as_folder:
+            final_state = os.path.join(self.load_path, PRETRAINING_STATE_FILENAME)
+            path = latest_checkpoint(self.load_path) or (final_state if os.path.isfile(final_state) else None)
         if path is None:
             logger.info("no checkpoint in %s: starting from scratch", self.load_path)
             return
@@ -214,14 +233,22 @@ class PretextCheckpointLoader:
 class PretextProgressBar:
     """A console progress bar (tqdm, through Ignite) showing the total loss and each task's loss.
 
+    It is drawn only when standard error is a terminal: redirected to a log file, a bar would fill it with
+    carriage-return updates, and the ``StatsHandler`` lines already log the losses.
+
     Args:
         persist: keep each epoch's bar on screen after it completes.
+        stream: the stream the bar is drawn on.
     """
 
-    def __init__(self, persist: bool = True) -> None:
-        self.bar = ProgressBar(persist=persist)
+    def __init__(self, persist: bool = True, stream: TextIO | None = None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.bar = ProgressBar(persist=persist, file=self.stream)
 
     def attach(self, engine: Engine) -> None:
+        if not self.stream.isatty():
+            logger.debug("progress bar off: %s is not a terminal", getattr(self.stream, "name", self.stream))
+            return
         self.bar.attach(engine, output_transform=self._losses)
 
     @staticmethod

@@ -40,3 +40,21 @@ def brats_two_channel() -> np.ndarray:
                            dtype=np.float32)
         channels.append(image[::2, ::2, ::2][28:92, 28:92, 15:63])
     return np.stack(channels)
+
+
+def _bundle_weights() -> dict[str, str]:
+    """Every file in the repository's bundles/*/models folders with its content hash."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1] / "bundles"
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.glob("*/models/*"))}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bundles_are_left_untouched():
+    """No test may write into a bundle folder (its models/ holds the shipped weights): the default ``ckpt_dir``
+    of both bundles is ``bundle_root/models``, so a test that forgets ``ckpt_dir`` fails here."""
+    before = _bundle_weights()
+    yield
+    after = _bundle_weights()
+    assert after == before, f"tests changed bundles/*/models: {sorted(set(after.items()) ^ set(before.items()))}"

@@ -43,6 +43,7 @@ SEGMENTATION = REPO / "bundles" / "brain_mri_segmentation" / "configs"
 TINY_NETWORK = {"network_def#channels": [8, 16, 32], "network_def#strides": [2, 2], "network_def#num_res_units": 1}
 TINY_PRETRAINING = {
     **TINY_NETWORK,
+    "demo": True,
     "roi_size": [32, 32, 32],
     "samples_per_volume": 2,
     "num_workers": 0,
@@ -51,8 +52,14 @@ TINY_PRETRAINING = {
     "task_args#jigsaw": {"grid": [2, 2, 2], "num_permutations": 10, "gap": 2, "jitter": 1},
     "task_args#relative_position": {"patch_size": [8, 8, 8], "gap": 1, "jitter": 1},
 }
-TINY_SEGMENTATION = {**TINY_NETWORK, "roi_size": [32, 32, 32], "samples_per_volume": 2, "num_workers": 0,
+TINY_SEGMENTATION = {**TINY_NETWORK, "demo": True, "roi_size": [32, 32, 32], "samples_per_volume": 2, "num_workers": 0,
                      "max_epochs": 2, "val_interval": 1}
+
+
+def outputs(folder) -> dict[str, str]:
+    """``output_dir`` and ``ckpt_dir`` overrides under ``folder``: a test never writes into a bundle's ``models/``
+    (its default ``ckpt_dir``), which holds the shipped weights."""
+    return {"output_dir": str(folder), "ckpt_dir": str(Path(folder) / "models")}
 
 
 def cli_arguments(overrides: dict) -> list[str]:

@@ -1,7 +1,9 @@
+import os
+
 import nibabel as nib
 import numpy as np
 import pytest
-from monai.bundle import ConfigWorkflow, verify_net_in_out
+from monai.bundle import ConfigWorkflow
 from monai.networks.nets import UNet
 
 from monai_ssl.networks import get_adapter
@@ -13,6 +15,7 @@ from tests.helpers import (
     TINY_PRETRAINING,
     TINY_SEGMENTATION,
     bundle_command,
+    outputs,
     run_cli,
 )
 
@@ -30,8 +33,8 @@ def expected_load_summary() -> str:
 
 
 def run(config_files, output_dir, workflow_type="train", **overrides) -> ConfigWorkflow:
-    flow = ConfigWorkflow(config_file=config_files, workflow_type=workflow_type, output_dir=str(output_dir),
-                          **{**TINY_SEGMENTATION, **overrides})
+    flow = ConfigWorkflow(config_file=config_files, workflow_type=workflow_type,
+                          **{**outputs(output_dir), **TINY_SEGMENTATION, **overrides})
     flow.initialize()
     assert flow.check_properties() == []
     flow.run()
@@ -43,7 +46,7 @@ def run(config_files, output_dir, workflow_type="train", **overrides) -> ConfigW
 def pretrained_model(tmp_path_factory) -> str:
     output_dir = tmp_path_factory.mktemp("pretraining")
     flow = ConfigWorkflow(config_file=str(PRETRAINING / "train.json"), workflow_type="train",
-                          output_dir=str(output_dir), **TINY_PRETRAINING)
+                          **outputs(output_dir), **TINY_PRETRAINING)
     flow.initialize()
     flow.run()
     return str(output_dir / "models" / "model.pt")
@@ -69,14 +72,14 @@ def test_validation_reports_dice_per_class_and_saves_the_best_model(fine_tuned):
 
 
 def test_num_labelled_keeps_the_first_subjects(tmp_path):
-    flow = ConfigWorkflow(config_file=TRAIN, workflow_type="train", output_dir=str(tmp_path), num_labelled=1)
+    flow = ConfigWorkflow(config_file=TRAIN, workflow_type="train", **outputs(tmp_path), num_labelled=1, demo=True)
     flow.initialize()
     train, validation = flow.parser.get_parsed_content("files")
     assert [t["image"].split("/")[-1] for t in train] == ["phantom_000_image.nii.gz"] and len(validation) == 3
-    bad = ConfigWorkflow(config_file=TRAIN, workflow_type="train", output_dir=str(tmp_path), num_labelled=5)
-    bad.initialize()
-    with pytest.raises(Exception, match="files"):
-        bad.parser.get_parsed_content("files")
+    bad = ConfigWorkflow(config_file=TRAIN, workflow_type="train", **outputs(tmp_path), num_labelled=5, demo=True)
+    with pytest.raises(RuntimeError) as error:  # the settings are checked in initialize, before training
+        bad.initialize()
+    assert "num_labelled must be between 1 and 1" in str(error.value.__cause__)
 
 
 def test_frozen_encoder_warm_up_is_configurable(tmp_path):
@@ -90,7 +93,8 @@ def test_evaluate_and_inference_write_segmentations_in_the_input_geometry(fine_t
     evaluation = run([TRAIN, str(SEGMENTATION / "evaluate.json")], output_dir)
     assert "val_mean_dice" in evaluation.parser.get_parsed_content("validate#evaluator").state.metrics
     assert (output_dir / "eval" / "metrics.csv").is_file()
-    run([TRAIN, str(SEGMENTATION / "inference.json")], output_dir, workflow_type="infer")
+    # inference.json stands alone, as the Model Zoo runs it
+    run(str(SEGMENTATION / "inference.json"), output_dir, workflow_type="infer")
     for index in (1, 2, 3):
         source = nib.load(str(output_dir / "demo_data" / f"phantom_{index:03d}_image.nii.gz"))
         prediction = nib.load(str(output_dir / "predictions" / f"phantom_{index:03d}_image_seg.nii.gz"))
@@ -99,15 +103,21 @@ def test_evaluate_and_inference_write_segmentations_in_the_input_geometry(fine_t
         assert set(np.unique(np.asarray(prediction.dataobj))) <= {0, 1, 2, 3}
 
 
-def test_verify_net_in_out_on_the_inference_config():
-    verify_net_in_out(net_id="network_def", meta_file=str(SEGMENTATION / "metadata.json"),
-                      config_file=[TRAIN, str(SEGMENTATION / "inference.json")], n=1)
-    verify_net_in_out(net_id="network_def", meta_file=str(PRETRAINING / "metadata.json"),
-                      config_file=str(PRETRAINING / "train.json"), n=1)
+def test_evaluate_and_inference_refuse_the_pretraining_weights(tmp_path, pretrained_model):
+    """Both bundles share network_def, so the pretraining model.pt would load and yield a meaningless Dice."""
+    ckpt_dir = os.path.dirname(pretrained_model)
+    for configs, workflow_type in (([TRAIN, str(SEGMENTATION / "evaluate.json")], "train"),
+                                   (str(SEGMENTATION / "inference.json"), "infer")):
+        with pytest.raises(RuntimeError) as error:
+            run(configs, tmp_path, workflow_type=workflow_type, ckpt_dir=ckpt_dir)
+        assert "holds weights of the pretext_pretraining bundle, not a segmentation model" in str(error.value.__cause__)
+    with pytest.raises(RuntimeError) as error:
+        run(str(SEGMENTATION / "inference.json"), tmp_path, workflow_type="infer", ckpt_dir=str(tmp_path / "none"))
+    assert "no segmentation weights at" in str(error.value.__cause__)
 
 
 def test_cli_fine_tuning_from_pretraining(tmp_path, pretrained_model):
-    overrides = {**TINY_SEGMENTATION, "output_dir": str(tmp_path), "max_epochs": 1, "use_pretrained": True,
+    overrides = {**TINY_SEGMENTATION, **outputs(tmp_path), "max_epochs": 1, "use_pretrained": True,
                  "pretrained_path": pretrained_model}
     result = run_cli(bundle_command(TRAIN, overrides), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

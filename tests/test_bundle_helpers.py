@@ -1,5 +1,7 @@
 import json
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
 from monai.metrics import DiceMetric
@@ -9,13 +11,16 @@ from monai_ssl.bundle import (
     check_pretext_setup,
     inference_files,
     intensity_preset,
+    is_label_map,
     list_images,
     per_class_dice,
     pretext_dataset,
+    require_files,
     segmentation_files,
     training_files,
 )
 from monai_ssl.data import write_phantom_dataset
+from tests.conftest import shared_path
 from tests.helpers import small_unet
 
 
@@ -23,10 +28,13 @@ def test_list_images_is_recursive_sorted_and_explains_failures(tmp_path):
     write_phantom_dataset(str(tmp_path / "b" / "deep"), 1, (32, 32, 32))
     write_phantom_dataset(str(tmp_path / "a"), 1, (32, 32, 32))
     (tmp_path / "a" / "notes.txt").write_text("not an image")
-    files = list_images(str(tmp_path))
+    files = list_images(str(tmp_path), exclude_label_maps=False)
     assert [f.split(str(tmp_path))[1] for f in files] == [
         "/a/phantom_000_image.nii.gz", "/a/phantom_000_label.nii.gz",
         "/b/deep/phantom_000_image.nii.gz", "/b/deep/phantom_000_label.nii.gz"]
+    # by default the label maps are recognised by content and left out
+    assert [f.split(str(tmp_path))[1] for f in list_images(str(tmp_path))] == [
+        "/a/phantom_000_image.nii.gz", "/b/deep/phantom_000_image.nii.gz"]
     with pytest.raises(ValueError, match="is not a folder"):
         list_images(str(tmp_path / "missing"))
     (tmp_path / "empty").mkdir()
@@ -34,9 +42,47 @@ def test_list_images_is_recursive_sorted_and_explains_failures(tmp_path):
         list_images(str(tmp_path / "empty"))
 
 
+def test_label_maps_and_masks_are_told_from_scans_by_content_not_name(tmp_path):
+    affine = np.eye(4)
+    rng = np.random.default_rng(0)
+    scan = rng.normal(100, 30, (24, 24, 24))
+    cases = {
+        "seg.nii.gz": (rng.integers(0, 5, (24, 24, 24)).astype(np.int16), "5 distinct integer values"),
+        "brainmask.nii.gz": ((scan > 100).astype(np.float32), "2 distinct integer values"),
+        "mask.nii.gz": (scan.astype(np.float32), ""),  # a scan whatever its name
+        "int_scan.nii.gz": (scan.astype(np.int16), ""),  # integer-valued but many grey levels
+    }
+    for name, (data, _) in cases.items():
+        nib.save(nib.Nifti1Image(data, affine), str(tmp_path / name))
+    assert {name: is_label_map(str(tmp_path / name)) for name in cases} == {n: r for n, (_, r) in cases.items()}
+
+
+def test_real_brats_label_and_scan(tmp_path):
+    subject = shared_path("brats_deepmedic", "train", "brats_2013_pat0005_1")
+    assert is_label_map(str(subject / "OTMultiClass.nii.gz"))
+    assert is_label_map(str(subject / "Flair_subtrMeanDivStd.nii.gz")) == ""
+
+
+def test_a_dicom_folder_points_to_the_indexer(tmp_path):
+    (tmp_path / "IM0001").write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
+    with pytest.raises(ValueError, match="convert them with `monai-ssl index"):
+        list_images(str(tmp_path))
+
+
+def test_demo_data_only_when_asked_for(tmp_path):
+    for make_files in (lambda: training_files(None, None, str(tmp_path)),
+                       lambda: segmentation_files(None, None, str(tmp_path)),
+                       lambda: require_files(inference_files(None, None, str(tmp_path)))):
+        with pytest.raises(ValueError, match="--demo true runs on generated demo phantoms"):
+            make_files()
+    assert not (tmp_path / "demo_data").exists() and not (tmp_path / "demo_unlabelled").exists()
+    with pytest.raises(ValueError, match="drop --demo to use your data"):
+        training_files(str(tmp_path), None, str(tmp_path), demo=True)
+
+
 def test_demo_unlabelled_subjects_differ_from_the_labelled_ones(tmp_path):
-    unlabelled = training_files(None, None, str(tmp_path), num_demo_subjects=2)
-    train, validation = segmentation_files(None, None, str(tmp_path))
+    unlabelled = training_files(None, None, str(tmp_path), demo=True, num_demo_subjects=2)
+    train, validation = segmentation_files(None, None, str(tmp_path), demo=True)
     assert len(unlabelled) == 2 and len(train) == 1 and len(validation) == 3
     import nibabel as nib
 
@@ -44,7 +90,7 @@ def test_demo_unlabelled_subjects_differ_from_the_labelled_ones(tmp_path):
     for entry in train + validation:
         image = nib.load(entry["image"]).get_fdata()
         assert not any((image == other).all() for other in pretraining_images)
-    assert [e["image"] for e in inference_files(None, None, str(tmp_path))] == [e["image"] for e in validation]
+    assert [e["image"] for e in inference_files(None, None, str(tmp_path), demo=True)] == [e["image"] for e in validation]
 
 
 def test_segmentation_files_from_a_decathlon_folder_and_a_datalist(tmp_path):

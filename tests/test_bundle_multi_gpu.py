@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from tests.helpers import PRETRAINING, SEGMENTATION, TINY_PRETRAINING, TINY_SEGMENTATION, cli_arguments, run_cli
+from tests.helpers import PRETRAINING, SEGMENTATION, TINY_PRETRAINING, TINY_SEGMENTATION, cli_arguments, outputs, run_cli
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2"]
 
@@ -17,9 +17,9 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nn
 def test_two_process_gloo_run(tmp_path, configs, overrides, saved):
     files = f"['{configs / 'train.json'}','{configs / 'multi_gpu_train.json'}']"
     command = [*TORCHRUN, "-m", "monai.bundle", "run", "--config_file", files,
-               *cli_arguments({**overrides, "output_dir": str(tmp_path)})]
+               *cli_arguments({**overrides, **outputs(tmp_path)})]
     result = run_cli(command, cwd=tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert (tmp_path / saved).is_file()
     if configs == PRETRAINING:
-        assert (result.stdout + result.stderr).count("saved pretrained model") == 1  # rank 0 only
+        assert (result.stdout + result.stderr).count("saved pretrained network") == 1  # rank 0 only

@@ -7,13 +7,13 @@ from monai.bundle import ConfigWorkflow
 from monai.networks.nets import UNet
 
 from monai_ssl.checkpoint import load_checkpoint
-from tests.helpers import PRETRAINING, TINY_PRETRAINING, bundle_command, run_cli
+from tests.helpers import PRETRAINING, TINY_PRETRAINING, bundle_command, outputs, run_cli
 
 TRAIN = str(PRETRAINING / "train.json")
 
 
 def workflow(output_dir, **overrides) -> ConfigWorkflow:
-    return ConfigWorkflow(config_file=TRAIN, workflow_type="train", output_dir=str(output_dir),
+    return ConfigWorkflow(config_file=TRAIN, workflow_type="train", **outputs(output_dir),
                           **{**TINY_PRETRAINING, **overrides})
 
 
@@ -31,12 +31,16 @@ def test_config_workflow_runs_and_writes_the_checkpoint(tmp_path):
     assert flow.check_properties() == []
     flow.run()
     flow.finalize()
-    checkpoint = load_checkpoint(str(tmp_path / "models" / "model.pt"))
+    # the Model Zoo layout: model.pt is the plain state_dict of network_def, the training state is separate
+    weights = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert weights.keys() == flow.parser.get_parsed_content("network_def").state_dict().keys()
+    checkpoint = load_checkpoint(str(tmp_path / "models" / "pretext_checkpoint.pt"))
     assert checkpoint["trainer"] == {"epoch": 1, "iteration": 2}
     assert [t["name"] for t in checkpoint["config"]["tasks"]] == ["jigsaw", "rotation", "colorization",
                                                                    "relative_position"]
+    assert all(torch.equal(weights[k], v) for k, v in checkpoint["model"].items())
     args = checkpoint["config"]["network"]["args"]
-    UNet(**args).load_state_dict(checkpoint["model"])
+    UNet(**args).load_state_dict(weights)
     assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
     assert (tmp_path / "models" / "checkpoint_iter00000002.pt").is_file()
 
@@ -55,7 +59,15 @@ def test_resume_continues_the_iteration_count(tmp_path, capfd):
     assert trainer.state.iteration == 4 and trainer.state.epoch == 2
     # the bundle's logging.conf logs to stdout
     assert "checkpoint_iter00000002.pt at epoch 1, iteration 2" in capfd.readouterr().out
-    assert load_checkpoint(str(tmp_path / "models" / "model.pt"))["trainer"] == {"epoch": 2, "iteration": 4}
+    assert load_checkpoint(str(tmp_path / "models" / "pretext_checkpoint.pt"))["trainer"] == {"epoch": 2, "iteration": 4}
+
+
+def test_resume_from_the_final_training_state_without_periodic_checkpoints(tmp_path, capfd):
+    run(tmp_path, save_interval=0)
+    assert not list((tmp_path / "models").glob("checkpoint_iter*.pt"))
+    flow = run(tmp_path, save_interval=0, resume=True, max_epochs=2)
+    assert flow.parser.get_parsed_content("train#trainer").state.iteration == 4
+    assert "pretext_checkpoint.pt at epoch 1, iteration 2" in capfd.readouterr().out
 
 
 def test_datalist_input_with_relative_paths(tmp_path):
@@ -65,24 +77,27 @@ def test_datalist_input_with_relative_paths(tmp_path):
     write_phantom_dataset(str(data), num_subjects=2, shape=(40, 40, 40))
     datalist = {"training": [{"image": "phantom_000_image.nii.gz"}, {"image": "phantom_001_image.nii.gz"}]}
     (data / "list.json").write_text(json.dumps(datalist))
-    flow = run(tmp_path / "out", datalist=str(data / "list.json"))
+    flow = run(tmp_path / "out", datalist=str(data / "list.json"), demo=False)
     files = flow.parser.get_parsed_content("train#files")
     assert [f["image"] for f in files] == [str(data / "phantom_000_image.nii.gz"), str(data / "phantom_001_image.nii.gz")]
 
 
-def test_dataset_dir_of_nifti_files_and_ct_preset(tmp_path):
+def test_dataset_dir_of_nifti_files_and_ct_preset(tmp_path, capfd):
     from monai_ssl.data import write_phantom_dataset
 
-    write_phantom_dataset(str(tmp_path / "scans" / "nested"), num_subjects=2, shape=(40, 40, 40))
-    flow = run(tmp_path / "out", dataset_dir=str(tmp_path / "scans"), modality="CT")
-    assert len(flow.parser.get_parsed_content("train#files")) == 4  # images and labels are both NIfTI
+    entries = write_phantom_dataset(str(tmp_path / "scans" / "nested"), num_subjects=2, shape=(40, 40, 40))
+    flow = run(tmp_path / "out", dataset_dir=str(tmp_path / "scans"), modality="CT", demo=False)
+    # the phantoms' label maps sit beside the images; they are recognised by content and left out, with a reason
+    assert flow.parser.get_parsed_content("train#files") == [{"image": e["image"]} for e in entries]
+    log = capfd.readouterr().out
+    assert all(f"left out {e['label']}, a label map or mask" in log for e in entries)
 
 
 @pytest.mark.parametrize(
     "overrides, message",
     [({"tasks": ["jigsaw", "inpainting"]}, "unknown pretext task 'inpainting'"),
      ({"roi_size": [33, 32, 32], "tasks": ["jigsaw"]}, "not divisible by the jigsaw grid"),
-     ({"dataset_dir": "/nonexistent/scans"}, "dataset_dir '/nonexistent/scans' is not a folder"),
+     ({"dataset_dir": "/nonexistent/scans", "demo": False}, "dataset_dir '/nonexistent/scans' is not a folder"),
      ({"modality": "PET"}, "modality must be one of")],
 )
 def test_bad_overrides_give_clear_errors(tmp_path, overrides, message):
@@ -96,7 +111,7 @@ def test_bad_overrides_give_clear_errors(tmp_path, overrides, message):
 
 
 def test_cli_from_the_repository_root(tmp_path):
-    result = run_cli(bundle_command(TRAIN, {**TINY_PRETRAINING, "output_dir": str(tmp_path)}), cwd=PRETRAINING.parents[2])
+    result = run_cli(bundle_command(TRAIN, {**TINY_PRETRAINING, **outputs(tmp_path)}), cwd=PRETRAINING.parents[2])
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "models" / "model.pt").is_file()
 
@@ -106,5 +121,6 @@ def test_cli_from_a_copy_of_the_bundle(tmp_path):
     shutil.copytree(PRETRAINING.parent, copy)
     result = run_cli(bundle_command("configs/train.json", TINY_PRETRAINING), cwd=copy)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (copy / "outputs" / "models" / "model.pt").is_file()
-    assert torch.load(copy / "outputs" / "models" / "model.pt", weights_only=True)["trainer"]["iteration"] == 2
+    # bundle_root is the bundle folder: its models/ receives the weights, as in a Model Zoo bundle
+    assert torch.load(copy / "models" / "pretext_checkpoint.pt", weights_only=True)["trainer"]["iteration"] == 2
+    assert (copy / "outputs" / "logs").is_dir()

@@ -11,7 +11,7 @@ import pytest
 from monai_ssl.ingest import index_archive
 from monai_ssl.ingest import indexer
 from tests.dicom_factory import PHI, write_series
-from tests.helpers import PRETRAINING, TINY_PRETRAINING
+from tests.helpers import PRETRAINING, TINY_PRETRAINING, outputs
 
 PHI_STRINGS = ["DOE", "JOHN", "PAT-12345", "19700101", "ACC987", "john doe"]
 
@@ -138,7 +138,7 @@ def test_the_pretraining_bundle_reads_the_datalist(archive, tmp_path):
     out = tmp_path / "index" / "datalist.json"
     index_archive(str(archive), str(out), salt="s", progress=False)
     flow = ConfigWorkflow(config_file=str(PRETRAINING / "train.json"), workflow_type="train",
-                          **{**TINY_PRETRAINING, "datalist": str(out), "output_dir": str(tmp_path / "run"),
+                          **{**TINY_PRETRAINING, "demo": False, "datalist": str(out), **outputs(tmp_path / "run"),
                              "modality": "CT", "spacing": None})
     flow.initialize()
     flow.run()

@@ -29,8 +29,12 @@ def test_training_writes_checkpoints_in_the_documented_format(tmp_path):
     trainer, model, _ = make_trainer(tmp_path, max_epochs=3)
     trainer.run()
     assert trainer.state.iteration == 6
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint_iter00000004.pt", "checkpoint_iter00000006.pt", "model.pt"]
-    checkpoint = load_checkpoint(str(tmp_path / "model.pt"))
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint_iter00000004.pt", "checkpoint_iter00000006.pt", "model.pt",
+                                            "pretext_checkpoint.pt"]
+    # model.pt: the network's plain state_dict (Model Zoo layout); the training state is pretext_checkpoint.pt
+    weights = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert weights.keys() == model.network.state_dict().keys()
+    checkpoint = load_checkpoint(str(tmp_path / "pretext_checkpoint.pt"))
     assert set(checkpoint) >= {"model", "heads", "config", "optimizer", "scheduler", "trainer"}
     assert checkpoint["trainer"] == {"epoch": 3, "iteration": 6}
     assert [t["name"] for t in checkpoint["config"]["tasks"]] == [t["name"] for t in SMALL_TASKS]

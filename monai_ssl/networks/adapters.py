@@ -105,6 +105,13 @@ class EncoderAdapter:
             )
 
     @property
+    def downsampling(self) -> int:
+        """The encoder's total downsampling factor: spatial sizes that are multiples of it pass the network and
+        come back at the same size."""
+        probe = 2**12
+        return probe // min(self.deepest_shape([probe] * self.spatial_dims))
+
+    @property
     def in_channels(self) -> int:
         return _last_conv(self.network, first=True).in_channels
 

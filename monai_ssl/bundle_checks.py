@@ -1,0 +1,208 @@
+"""Checks that the bundles run before anything heavy, so that a mistake stops the run with a message naming the fix
+instead of a silent misuse or a raw torch error an hour later.
+
+- :func:`check_settings`: every top-level setting of the final config is one the bundle defines (a misspelt
+  override such as ``--datset_dir`` would otherwise be ignored and the run would use its default).
+- :func:`check_segmentation_setup`: crop size, input channels and label values of a fine-tuning run.
+- :func:`check_segmentation_weights`: an evaluation or inference run refuses the pretraining bundle's weights.
+- :func:`install_error_summary`: the root cause of a failed config expression is also the last line printed.
+- :func:`bundle_root`: the folder of the bundle whose configs are being run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from monai.bundle import ConfigWorkflow
+
+from monai_ssl.checkpoint import PRETRAINING_STATE_FILENAME, load_checkpoint
+from monai_ssl.networks.adapters import get_adapter
+
+__all__ = [
+    "bundle_root",
+    "bundle_settings",
+    "check_settings",
+    "check_segmentation_setup",
+    "check_segmentation_weights",
+    "install_error_summary",
+    "root_cause",
+]
+
+logger = logging.getLogger(__name__)
+
+# MONAI's ConfigWorkflow adds the bundle's metadata under this key
+RESERVED_SETTINGS = frozenset({"_meta_"})
+
+
+def _running_workflow() -> ConfigWorkflow | None:
+    """The ``ConfigWorkflow`` evaluating the calling config expression, if any.
+
+    MONAI's config expressions have no handle on the parser or workflow that evaluates them, so it is found on the
+    call stack (``ConfigWorkflow._run_expr`` -> ``ConfigParser.get_parsed_content`` -> the expression).
+    """
+    for frame_info in inspect.stack(context=0):
+        candidate = frame_info.frame.f_locals.get("self")
+        if isinstance(candidate, ConfigWorkflow):
+            return candidate
+    return None
+
+
+def bundle_root() -> str:
+    """The folder of the bundle being run: the parent of its ``configs/`` folder, as MONAI's ``ConfigWorkflow.run``
+    itself derives it. Outside a workflow (a bare ``ConfigParser``, e.g. ``verify_net_in_out``), ``"."``.
+
+    The bundles default ``bundle_root`` to this rather than to the working directory so that two bundles run from
+    the same folder never write into the same ``models/``.
+    """
+    workflow = _running_workflow()
+    if workflow is None:
+        return "."
+    configs = Path(workflow.config_root_path)
+    return str(configs.parent if configs.name == "configs" else configs)
+
+
+def bundle_settings(config_dir: str | os.PathLike) -> set[str]:
+    """The top-level settings a bundle defines: the keys of every config file in its ``configs`` folder (metadata
+    excluded), where ``"a#b"`` keys (nested overrides, as in ``multi_gpu_train.json``) count as ``"a"``."""
+    settings = set(RESERVED_SETTINGS)
+    for path in sorted(Path(config_dir).glob("*.json")):
+        if path.name == "metadata.json":
+            continue
+        settings |= {key.split("#")[0] for key in json.loads(path.read_text())}
+    return settings
+
+
+def check_settings() -> None:
+    """Reject a top-level setting that the running bundle does not define, suggesting the closest one.
+
+    Called first in the bundles' ``initialize``; it also installs :func:`install_error_summary`. Outside a
+    ``ConfigWorkflow`` there is no bundle folder to read the settings from, and nothing is checked (logged).
+
+    Raises:
+        ValueError: ``unknown setting 'datset_dir' (did you mean 'dataset_dir'?)``.
+    """
+    install_error_summary()
+    workflow = _running_workflow()
+    if workflow is None:
+        logger.info("settings not checked: the config is not run by a ConfigWorkflow")
+        return
+    known = bundle_settings(workflow.config_root_path)
+    unknown = [key for key in workflow.parser.get() if key not in known]
+    if unknown:
+        problems = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(known - RESERVED_SETTINGS), n=1)
+            problems.append(f"unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError("; ".join(problems) + f". The settings of this bundle are the top-level keys of the "
+                         f"config files in {workflow.config_root_path}.")
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a chain (``raise ... from`` or raised while handling another)."""
+    seen = {id(error)}
+    while True:
+        inner = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        if inner is None or id(inner) in seen:
+            return error
+        seen.add(id(inner))
+        error = inner
+
+
+def install_error_summary() -> None:
+    """Make the root cause of an uncaught exception the last line printed.
+
+    MONAI wraps an error raised inside a config expression in ``RuntimeError: Failed to evaluate
+    ConfigExpression...``, printed some 40 lines below the message that names the fix. After the usual traceback,
+    this ``sys.excepthook`` prints the innermost exception once more. Installed once per process.
+    """
+    if getattr(sys.excepthook, "monai_ssl_error_summary", False):
+        return
+    previous = sys.excepthook
+
+    def excepthook(exc_type, exc, tb):
+        previous(exc_type, exc, tb)
+        cause = root_cause(exc)
+        if cause is not exc:
+            print("".join(traceback.format_exception_only(cause)).rstrip(), file=sys.stderr)
+
+    excepthook.monai_ssl_error_summary = True
+    sys.excepthook = excepthook
+
+
+def _image_channels(image: str | Sequence[str]) -> int:
+    """Channels of a datalist image entry: one file (its 4th dimension, if any) or a list of files stacked."""
+    paths = [image] if isinstance(image, (str, os.PathLike)) else list(image)
+    return sum(int(np.prod(nib.load(str(p)).shape[3:], dtype=int)) for p in paths)
+
+
+def check_segmentation_setup(
+    network, roi_size: Sequence[int], in_channels: int, files: Sequence[Sequence[Mapping]],
+    label_names: Mapping[str, int],
+) -> None:
+    """Check a fine-tuning run's settings against its network and data before training starts.
+
+    Args:
+        network: the segmentation network (its adapter gives the total downsampling).
+        roi_size: training crop and sliding-window size.
+        in_channels: the network's input channels.
+        files: ``(training, validation)`` lists of ``{"image", "label"}``.
+        label_names: label name to value; values must be ``0 .. len - 1``.
+
+    Raises:
+        ValueError: naming the setting to change: ``roi_size`` not a multiple of the downsampling,
+            ``in_channels`` different from the images' channels, label values out of range.
+    """
+    divisor = get_adapter(network).downsampling
+    roi = [int(r) for r in roi_size]
+    if any(r % divisor for r in roi):
+        raise ValueError(f"roi_size {roi} is not divisible by {divisor}, the network's total downsampling; use "
+                         f"multiples of {divisor}, e.g. {[max(divisor, r // divisor * divisor) for r in roi]}.")
+    values = sorted(int(v) for v in label_names.values())
+    if values != list(range(len(values))):
+        raise ValueError(f"label_names must map to the values 0 .. {len(values) - 1}, got {dict(label_names)}.")
+    for split, entries in zip(("training", "validation"), files):
+        for entry in entries:
+            channels = _image_channels(entry["image"])
+            if channels != in_channels:
+                raise ValueError(f"in_channels is {in_channels} but the {split} image {entry['image']} has "
+                                 f"{channels} channel(s); set --in_channels {channels}.")
+            label = np.asanyarray(nib.load(str(entry["label"])).dataobj)
+            found = np.unique(label)
+            outside = [v for v in found.tolist() if v not in values]
+            if outside:
+                raise ValueError(f"the {split} label {entry['label']} holds values {outside[:5]} outside label_names "
+                                 f"{dict(label_names)}; add them to label_names (values 0 .. N-1).")
+
+
+def check_segmentation_weights(path: str) -> str:
+    """``path``, after checking that it holds segmentation weights rather than the pretraining bundle's.
+
+    Both bundles share ``network_def``, so the pretraining bundle's ``model.pt`` loads into the segmentation
+    network and yields a meaningless Dice. It is recognised by its training state beside it
+    (:data:`PRETRAINING_STATE_FILENAME`) or, for a full pretraining checkpoint, by its task heads.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: ``path`` holds pretraining weights.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no segmentation weights at {path}; train first (configs/train.json), or pass "
+                                "--ckpt_dir with the folder holding the fine-tuned model.pt.")
+    refuse = (f"{path} holds weights of the pretext_pretraining bundle, not a segmentation model; fine-tune them "
+              "first (configs/train.json --use_pretrained true --pretrained_path {path}), then evaluate that run's "
+              "model.pt.").replace("{path}", path)
+    if os.path.isfile(os.path.join(os.path.dirname(path), PRETRAINING_STATE_FILENAME)):
+        raise ValueError(refuse)
+    if "heads" in load_checkpoint(path):
+        raise ValueError(refuse)
+    return path
