@@ -64,6 +64,9 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_KEY = "image"
 LABEL_MAP_KEY = "label_map"
 DEMO_PHANTOM_SHAPE = (64, 64, 64)
+# the axis labels of "RAS" for Orientationd, given explicitly: the loaders put every image in RAS, and MONAI warns
+# about a change of this argument's default on every construction otherwise
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 DEMO_SUBJECTS = 4
 # the unlabelled demo phantoms are other subjects than the labelled ones, so that pretraining never sees an
 # evaluation subject
@@ -320,7 +323,7 @@ def preprocessing(
     """
     keys = [image_key] if label_key is None else [image_key, label_key]
     stages: list[MapTransform] = [LoadImaged(keys, ensure_channel_first=True, image_only=True),
-                                  Orientationd(keys, axcodes="RAS")]
+                                  Orientationd(keys, axcodes="RAS", labels=RAS_LABELS)]
     if spacing is not None:
         modes = ["bilinear"] if label_key is None else ["bilinear", "nearest"]
         stages.append(Spacingd(keys, pixdim=spacing, mode=modes))
@@ -401,7 +404,7 @@ def label_map_preprocessing(spacing: Sequence[float] | None, roi_size: Sequence[
     """Load an integer label map, RAS orientation, nearest-neighbour resampling to ``spacing``, a crop to its
     labelled voxels and padding to at least ``roi_size``: the cached part of the synthesis pipeline."""
     stages: list[MapTransform] = [LoadImaged(LABEL_MAP_KEY, ensure_channel_first=True, image_only=True),
-                                  Orientationd(LABEL_MAP_KEY, axcodes="RAS")]
+                                  Orientationd(LABEL_MAP_KEY, axcodes="RAS", labels=RAS_LABELS)]
     if spacing is not None:
         stages.append(Spacingd(LABEL_MAP_KEY, pixdim=spacing, mode="nearest"))
     return stages + [
@@ -447,7 +450,7 @@ def check_pretext_setup(model: PretextModel, roi_size: Sequence[int]) -> None:
             if any(r % divisor for r in roi):
                 raise ValueError(f"colorization runs the whole network on roi_size {list(roi)}; use multiples of "
                                  f"{divisor} (the network's total downsampling).")
-    logger.info("pretext setup checked: tasks %s on %s crops", list(model.tasks), list(roi))
+    logger.debug("pretext setup checked: tasks %s on %s crops", list(model.tasks), list(roi))
 
 
 def _channels(indices: Sequence[int]):

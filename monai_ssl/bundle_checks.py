@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -35,6 +36,7 @@ __all__ = [
     "check_segmentation_setup",
     "check_segmentation_weights",
     "install_error_summary",
+    "quiet_third_party_warnings",
     "root_cause",
 ]
 
@@ -92,6 +94,7 @@ def check_settings() -> None:
         ValueError: ``unknown setting 'datset_dir' (did you mean 'dataset_dir'?)``.
     """
     install_error_summary()
+    quiet_third_party_warnings()
     workflow = _running_workflow()
     if workflow is None:
         logger.info("settings not checked: the config is not run by a ConfigWorkflow")
@@ -105,6 +108,17 @@ def check_settings() -> None:
             problems.append(f"unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ValueError("; ".join(problems) + f". The settings of this bundle are the top-level keys of the "
                          f"config files in {workflow.config_root_path}.")
+
+
+# warnings that concern no user of these bundles: MONAI builds every image reader in each LoadImage, including the
+# GPU DICOM decoder, and warns when that optional decoder is not installed
+IRRELEVANT_WARNINGS = (r"NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register",)
+
+
+def quiet_third_party_warnings() -> None:
+    """Filter :data:`IRRELEVANT_WARNINGS` (the bundles' ``logging.conf`` quiets the matching log lines)."""
+    for message in IRRELEVANT_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=UserWarning)
 
 
 def root_cause(error: BaseException) -> BaseException:

@@ -18,7 +18,7 @@ from monai_ssl.transforms import (
     RandVolumeJigsaw,
 )
 
-__all__ = ["render_pretext_montage"]
+__all__ = ["render_pretext_montage", "pretext_montage_figure", "relative_position_views"]
 
 _COLUMNS = 8
 
@@ -31,11 +31,57 @@ def _mid_slice(volume: np.ndarray, axis: int = 2) -> np.ndarray:
 def _show(ax, image: np.ndarray, title: str, vmin: float, vmax: float) -> None:
     ax.imshow(image, cmap="gray", origin="lower", vmin=vmin, vmax=vmax)
     ax.set_title(title, fontsize=8)
-    ax.axis("off")
+    # a frame without ticks: an image whose background is bright (a remapped one) stays visible on the page
+    ax.axis("on")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def relative_position_views(
+    volume: np.ndarray, pair: np.ndarray, centre: np.ndarray, neighbour: np.ndarray, offset: np.ndarray,
+    patch_size: int,
+) -> dict:
+    """The slices that show a relative-position sample in one plane.
+
+    The plane cuts across an axis along which the neighbour is not displaced (so both patches appear side by side)
+    through the centre patch's middle; each patch is shown in that same plane.
+
+    Args:
+        volume: ``(X, Y, Z)`` volume the pair was cut from.
+        pair: ``(2, C, p, p, p)`` centre and neighbour patches.
+        centre, neighbour: start voxels of the two patches.
+        offset: the neighbour's grid offset.
+        patch_size: the patches' edge.
+
+    Returns:
+        ``{"axis", "index", "overview", "centre", "neighbour", "boxes"}``: the slice axis and index, the three
+        images (oriented for ``imshow(origin="lower")``) and each patch's box ``(x, y)`` corner in the overview.
+    """
+    axis = int(np.flatnonzero(offset == 0)[0]) if np.any(offset == 0) else 2
+    in_plane = [a for a in range(3) if a != axis]
+    index = int(centre[axis] + patch_size // 2)
+    # the neighbour's own jitter may shift it along the slice axis: take the slice at the same volume index
+    neighbour_index = int(np.clip(index - neighbour[axis], 0, patch_size - 1))
+    return {
+        "axis": axis,
+        "index": index,
+        "overview": np.take(volume, index, axis=axis).T,
+        "centre": np.take(pair[0, 0], patch_size // 2, axis=axis).T,
+        "neighbour": np.take(pair[1, 0], neighbour_index, axis=axis).T,
+        "boxes": [(int(start[in_plane[0]]), int(start[in_plane[1]])) for start in (centre, neighbour)],
+    }
 
 
 def render_pretext_montage(image: NdarrayOrTensor, path: str, seed: int = 0, channel: int = 0) -> str:
-    """Render one sample of each of the four pretext tasks from a volume, with its label, to a PNG.
+    """Render :func:`pretext_montage_figure` to a PNG at ``path`` (its folder is created); returns ``path``."""
+    fig = pretext_montage_figure(image, seed=seed, channel=channel)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def pretext_montage_figure(image: NdarrayOrTensor, seed: int = 0, channel: int = 0) -> Figure:
+    """One sample of each of the four pretext tasks from a volume, with its label, as a matplotlib ``Figure``.
 
     Rows: volume jigsaw (the shuffled cubes in output order), slice rotation (input and output, three
     orthogonal central slices), relative patch position (the two patches and where they lie), intensity
@@ -43,12 +89,8 @@ def render_pretext_montage(image: NdarrayOrTensor, path: str, seed: int = 0, cha
 
     Args:
         image: channel-first volume ``(C, X, Y, Z)``.
-        path: PNG file to write; its folder is created.
         seed: random state of the transforms, so a montage can be reproduced.
         channel: channel to display.
-
-    Returns:
-        ``path``.
     """
     volume = convert_to_numpy(image).astype(np.float32)
     if volume.ndim != 4:
@@ -91,20 +133,15 @@ def render_pretext_montage(image: NdarrayOrTensor, path: str, seed: int = 0, cha
                                          foreground_threshold=float(np.percentile(shown, 60)))
     relative.set_random_state(seed)
     pair = relative(shown)
-    centre, neighbour = relative.centre_start, relative.neighbour_start
     offset = relative.offsets[relative.label]
-    # show both patches side by side: slice across an axis along which the neighbour is not displaced
-    axis = int(np.flatnonzero(offset == 0)[0]) if np.any(offset == 0) else 2
-    in_plane = [a for a in range(3) if a != axis]
-    index = int(centre[axis] + patch // 2)
+    views = relative_position_views(shown[0], convert_to_numpy(pair), relative.centre_start, relative.neighbour_start,
+                                    offset, patch)
     ax = axes[2, 0]
-    ax.imshow(np.take(shown[0], index, axis=axis).T, cmap="gray", origin="lower", vmin=vmin, vmax=vmax)
-    for start, colour in ((centre, "yellow"), (neighbour, "red")):
-        corner = (start[in_plane[0]], start[in_plane[1]])
+    _show(ax, views["overview"], f"slice {views['index']} across axis {views['axis']}", vmin, vmax)
+    for corner, colour in zip(views["boxes"], ("yellow", "red")):
         ax.add_patch(Rectangle(corner, patch, patch, fill=False, edgecolor=colour, linewidth=1.5))
-    ax.set_title(f"slice {index} across axis {axis}", fontsize=8)
-    _show(axes[2, 1], _mid_slice(pair[0, 0]), "centre patch", vmin, vmax)
-    _show(axes[2, 2], _mid_slice(pair[1, 0]), "neighbour patch", vmin, vmax)
+    _show(axes[2, 1], views["centre"], "centre patch (yellow)", vmin, vmax)
+    _show(axes[2, 2], views["neighbour"], "neighbour patch (red)", vmin, vmax)
     row_titles.append(f"Relative patch position: label {relative.label} of {relative.num_classes}, "
                     f"grid offset {offset.tolist()} (yellow centre, red neighbour)")
 
@@ -114,16 +151,17 @@ def render_pretext_montage(image: NdarrayOrTensor, path: str, seed: int = 0, cha
     low, high = (float(v) for v in np.percentile(degraded, [0.5, 99.5]))
     _show(axes[3, 0], _mid_slice(degraded[0]), "input (remapped)", low, high)
     _show(axes[3, 1], _mid_slice(shown[0]), "target (original)", vmin, vmax)
-    ax = axes[3, 2]
+    ax = axes[3, 3]  # a column apart, so that its tick and axis labels have room
     ax.axis("on")
     ax.plot(np.linspace(0, 1, colorization.lut_size), colorization.curve)
     ax.set_title("intensity curve", fontsize=8)
+    ax.set_xlabel("original", fontsize=7)
+    ax.set_ylabel("remapped", fontsize=7)
+    ax.tick_params(labelsize=7)
     ax.set_aspect("equal")
     row_titles.append("Intensity colorization: restore the original intensities")
 
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.03, top=0.93, hspace=0.5, wspace=0.1)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.06, top=0.93, hspace=0.55, wspace=0.1)
     for row, title in enumerate(row_titles):
         fig.text(0.02, max(ax.get_position().y1 for ax in axes[row]) + 0.035, title, fontsize=10, weight="bold")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=90)
-    return path
+    return fig

@@ -122,3 +122,20 @@ def test_cli_fine_tuning_from_pretraining(tmp_path, pretrained_model):
     result = run_cli(bundle_command(TRAIN, overrides), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert expected_load_summary() in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [({"roi_size": [34, 34, 34]}, "roi_size [34, 34, 34] is not divisible by 4, the network's total downsampling"),
+     ({"in_channels": 2}, "has 1 channel(s); set --in_channels 1"),
+     ({"label_names": {"background": 0, "brain": 1, "ventricles": 2}}, "holds values [3] outside label_names"),
+     ({"label_names": {"background": 0, "brain": 2}}, "label_names must map to the values 0 .. 1")],
+)
+def test_settings_are_checked_before_training(tmp_path, overrides, message):
+    """Each of these surfaced as a raw torch shape error, or as a wrong Dice, in the middle of training."""
+    flow = ConfigWorkflow(config_file=TRAIN, workflow_type="train", **{**outputs(tmp_path), **TINY_SEGMENTATION,
+                                                                        **overrides})
+    with pytest.raises(RuntimeError) as error:
+        flow.initialize()
+    assert message in str(error.value.__cause__)
+    assert not (tmp_path / "models").exists()

@@ -96,3 +96,16 @@ def test_default_folders_keep_each_bundle_in_its_own_folder(tmp_path, monkeypatc
     pretraining.run()
     assert _digest(shipped) != before  # the Zoo convention: training writes the bundle's own models/model.pt
     assert (bundles / "pretext_pretraining" / "models" / "pretext_checkpoint.pt").is_file()
+
+
+def test_run_outputs_are_ignored_by_git():
+    import subprocess
+
+    from tests.helpers import REPO
+
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = ["outputs/demo/model.pt", "runs/ct/models/model.pt", "bundles/pretext_pretraining/outputs/logs/x",
+             "bundles/brain_mri_segmentation/models/checkpoint_iter00000002.pt"]
+    result = subprocess.run(["git", "check-ignore", *paths], cwd=REPO, capture_output=True, text=True)
+    assert result.stdout.split() == paths

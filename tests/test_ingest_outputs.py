@@ -144,3 +144,18 @@ def test_the_pretraining_bundle_reads_the_datalist(archive, tmp_path):
     flow.run()
     assert (tmp_path / "run" / "models" / "model.pt").is_file()
     assert len(flow.parser.get_parsed_content("train#files")) == 2
+
+
+def test_outputs_follow_the_umask_so_a_team_can_read_them(archive, tmp_path):
+    """Datalist, report and converted volumes are created like any file (0644 under umask 022), not mkstemp's
+    0600; only the salt, a secret, is 0600."""
+    previous = os.umask(0o022)
+    try:
+        out = tmp_path / "index" / "datalist.json"
+        index_archive(str(archive), str(out), salt=None, progress=False)
+    finally:
+        os.umask(previous)
+    written = [p for p in (tmp_path / "index").rglob("*") if p.is_file() and p.name != ".salt"]
+    assert any(p.suffix == ".gz" for p in written) and out in written
+    assert {p.name: oct(p.stat().st_mode)[-3:] for p in written} == {p.name: "644" for p in written}
+    assert oct((tmp_path / "index" / "cache" / ".salt").stat().st_mode)[-3:] == "600"

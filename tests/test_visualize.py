@@ -34,3 +34,40 @@ def test_importing_and_rendering_leave_the_matplotlib_backend_alone(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_relative_position_patches_are_shown_in_the_overview_plane():
+    """Each patch panel is the part of the overview slice inside its box: the same plane, the same orientation."""
+    import numpy as np
+
+    from monai_ssl.transforms import RandRelativePatchPosition
+    from monai_ssl.visualize import relative_position_views
+
+    volume = np.random.default_rng(0).random((1, 40, 40, 40)).astype(np.float32)
+    for seed in range(6):
+        transform = RandRelativePatchPosition(patch_size=8, gap=1, jitter=1)
+        transform.set_random_state(seed)
+        pair = np.asarray(transform(volume))
+        offset = transform.offsets[transform.label]
+        views = relative_position_views(volume[0], pair, transform.centre_start, transform.neighbour_start, offset, 8)
+        assert offset[views["axis"]] == 0 or not np.any(offset == 0)  # side by side whenever possible
+        for name, (x, y) in zip(("centre", "neighbour"), views["boxes"]):
+            start = transform.centre_start if name == "centre" else transform.neighbour_start
+            if name == "neighbour" and not start[views["axis"]] <= views["index"] < start[views["axis"]] + 8:
+                continue  # the neighbour's jitter moved it off this slice
+            np.testing.assert_array_equal(views[name], views["overview"][y:y + 8, x:x + 8])
+
+
+def test_montage_labels_fit_the_figure_and_do_not_overlap():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from monai_ssl.visualize import pretext_montage_figure
+
+    fig = pretext_montage_figure(make_phantom(0, shape=(64, 64, 48))[0])
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    page = fig.bbox
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes if ax.get_visible() and ax.axison]
+    for box in boxes:
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+    overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+    assert overlaps == []

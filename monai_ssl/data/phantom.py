@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 
 import nibabel as nib
 import numpy as np
+
+from monai_ssl.utils import atomic_path, atomic_write_text
 
 __all__ = ["PHANTOM_LABEL_NAMES", "make_phantom", "write_phantom_dataset"]
 
@@ -129,13 +130,8 @@ def write_phantom_dataset(
         for path, array in ((image_path, image_on_disk), (label_path, label[0])):
             # a unique temporary name, then a rename: a crash never leaves a half-written volume under the final
             # name, and concurrent writers (one per DDP rank) never share a temporary file
-            fd, temporary = tempfile.mkstemp(dir=output_dir, prefix=".tmp-", suffix=".nii.gz")
-            os.close(fd)
-            nib.save(nib.Nifti1Image(array, affine), temporary)
-            os.replace(temporary, path)
+            with atomic_path(path, suffix=".nii.gz") as temporary:
+                nib.save(nib.Nifti1Image(array, affine), temporary)
         entries.append({"image": image_path, "label": label_path})
-    fd, temporary = tempfile.mkstemp(dir=output_dir, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"training": entries}, f, indent=2)
-    os.replace(temporary, os.path.join(output_dir, "datalist.json"))
+    atomic_write_text(os.path.join(output_dir, "datalist.json"), json.dumps({"training": entries}, indent=2))
     return entries

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from monai_ssl.ingest.records import DICOM, NIFTI, read_file_record, read_nifti_bytes, salted_hash, walk_files
 from monai_ssl.ingest.series import SeriesProblem, convert_series, validate_series, write_nifti_atomically
+from monai_ssl.utils import atomic_path, atomic_write_text
 
 __all__ = ["IndexSummary", "index_archive", "load_or_create_salt"]
 
@@ -62,6 +63,7 @@ def load_or_create_salt(cache_dir: str, salt: str | None = None) -> str:
         return os.environ["MONAI_SSL_SALT"]
     path = os.path.join(cache_dir, ".salt")
     if not os.path.exists(path):
+        # a secret: readable by its owner only, unlike the other outputs (which follow the umask)
         fd = os.open(path + f".{os.getpid()}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
@@ -145,10 +147,8 @@ def _check_and_copy_nifti(source: str, output_stem: str, min_slices: int) -> str
         raise SeriesProblem("non_finite_values", "NaN or infinite voxel values")
     destination = output_stem + (".nii.gz" if compressed else ".nii")
     if not os.path.exists(destination):
-        fd, temporary = tempfile.mkstemp(dir=os.path.dirname(destination), prefix=".tmp-", suffix=".nii.gz")
-        os.close(fd)
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, destination)
+        with atomic_path(destination, suffix=".nii.gz") as temporary:
+            shutil.copyfile(source, temporary)
     return destination
 
 
@@ -296,7 +296,4 @@ def _run_job(job: _SeriesJob) -> tuple[_SeriesJob, dict]:
 
 
 def _write_json(path: str, content: Any) -> None:
-    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(content, f, indent=2)
-    os.replace(temporary, path)
+    atomic_write_text(path, json.dumps(content, indent=2))

@@ -3,11 +3,11 @@ with the same voxel order and RAS affine as MONAI's ITK reader."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
+
+from monai_ssl.utils import atomic_path
 
 __all__ = ["SeriesProblem", "validate_series", "series_geometry", "convert_series", "write_nifti_atomically"]
 
@@ -162,15 +162,8 @@ def write_nifti_atomically(volume: np.ndarray, affine: np.ndarray, path: str) ->
     later run would trust."""
     import nibabel as nib
 
-    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".nii.gz")
-    os.close(fd)
-    try:
-        image = nib.Nifti1Image(volume, affine)
-        image.set_qform(affine, code=1)
-        image.set_sform(affine, code=1)
+    image = nib.Nifti1Image(volume, affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    with atomic_path(path, suffix=".nii.gz") as temporary:
         nib.save(image, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
