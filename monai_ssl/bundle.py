@@ -15,7 +15,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import torch
-from monai.data import CacheDataset, Dataset, PersistentDataset, load_decathlon_datalist
+from monai.data import CacheDataset, Dataset, PersistentDataset, load_decathlon_datalist, partition_dataset
 from monai.handlers import MeanDice, from_engine
 from monai.transforms import (
     Compose,
@@ -49,6 +49,7 @@ __all__ = [
     "inference_files",
     "validation_files",
     "require_files",
+    "rank_partition",
     "intensity_preset",
     "preprocessing",
     "pretext_dataset",
@@ -283,6 +284,22 @@ def segmentation_files(
         raise ValueError(f"need at least one training and one validation subject, got {len(train)} and "
                          f"{len(validation)}.")
     return train, validation
+
+
+def rank_partition(files: Sequence[Mapping], seed: int = 0) -> list:
+    """This process's share of ``files`` under ``torch.distributed``, as MONAI's multi-GPU tutorials cut it: each
+    rank caches and reads its own disjoint part (MONAI's ``partition_dataset``, shuffled with ``seed``, padded so
+    that every rank runs the same number of iterations). With fewer files than processes (one labelled subject on
+    two GPUs), every rank takes them all (logged); per-rank seeds still give each rank its own crops. Without a
+    process group, all files.
+    """
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return list(files)
+    world_size, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+    if len(files) < world_size:
+        logger.warning("%d training file(s) for %d processes: every process reads all of them", len(files), world_size)
+        return list(files)
+    return partition_dataset(list(files), num_partitions=world_size, shuffle=True, seed=seed, even_divisible=True)[rank]
 
 
 def intensity_preset(

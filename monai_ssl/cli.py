@@ -36,8 +36,9 @@ def _montage(args: argparse.Namespace) -> int:
 def _index(args: argparse.Namespace) -> int:
     from monai_ssl.ingest import index_archive
 
-    summary = index_archive(args.archive_dir, args.out, args.cache_dir, args.modality, args.workers,
-                            args.min_slices, args.salt, args.report_paths)
+    summary = index_archive(args.archive_dir, args.out, cache_dir=args.cache_dir, modalities=args.modality,
+                            workers=args.workers, min_slices=args.min_slices, salt_file=args.salt_file,
+                            report_paths=args.report_paths)
     print(summary.text())
     print(f"datalist: {summary.datalist_path}\nreport: {summary.report_path}")
     return 0
@@ -83,8 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     index.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                        help="worker processes (default: %(default)s)")
     index.add_argument("--min-slices", type=int, default=10, help="skip series with fewer slices (default: 10)")
-    index.add_argument("--salt", help="salt of the identifier hashes (default: $MONAI_SSL_SALT, else a secret "
-                       "created once in the cache folder)")
+    # no --salt: a secret on the command line shows in process lists
+    index.add_argument("--salt-file", help="file holding the salt of the identifier hashes (default: "
+                       "$MONAI_SSL_SALT_FILE, else $MONAI_SSL_SALT, else a per-user secret created once in "
+                       "~/.config/monai-ssl/salt); keep it away from the datalist and cache")
     index.add_argument("--report-paths", action="store_true",
                        help="name skipped files by their path in the archive in the report (folder names may "
                        "carry patient names; off by default: items are salted hashes)")

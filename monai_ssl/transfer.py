@@ -170,6 +170,10 @@ class EncoderFreezeHandler:
     statistics, if the encoder has BatchNorm layers, keep updating in training mode; MONAI's UNet uses instance
     norm by default, which has none.
 
+    Under ``DistributedDataParallel``, the trainer's network must be built with ``find_unused_parameters=True``:
+    DDP registers the parameters that need gradients when it is built, and would otherwise wait forever for the
+    frozen ones ("Expected to have finished reduction in the prior iteration"). Attaching checks it.
+
     Args:
         network: the network being fine-tuned (not wrapped in DDP).
         freeze_epochs: number of epochs with a frozen encoder; 0 disables freezing.
@@ -182,6 +186,11 @@ class EncoderFreezeHandler:
         self.freeze_epochs = freeze_epochs
 
     def attach(self, engine: Engine) -> None:
+        trained = getattr(engine, "network", None)
+        if (self.freeze_epochs and isinstance(trained, nn.parallel.DistributedDataParallel)
+                and not trained.find_unused_parameters):
+            raise ValueError("freeze_encoder_epochs needs DistributedDataParallel(find_unused_parameters=True): the "
+                             "frozen encoder receives no gradients, which DDP otherwise waits for.")
         engine.add_event_handler(Events.STARTED, self._on_start)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._on_epoch_completed)
 

@@ -14,6 +14,13 @@ SHARED_DATA = Path(
 )
 
 
+@pytest.fixture(autouse=True)
+def private_config_home(tmp_path_factory, monkeypatch):
+    """Each test gets its own per-user config folder (``$XDG_CONFIG_HOME``, where the indexer keeps its default
+    salt): tests never write into the real one, nor share a salt through it."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test with a clear message when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

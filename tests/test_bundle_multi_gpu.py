@@ -23,3 +23,56 @@ def test_two_process_gloo_run(tmp_path, configs, overrides, saved):
     assert (tmp_path / saved).is_file()
     if configs == PRETRAINING:
         assert (result.stdout + result.stderr).count("saved pretrained network") == 1  # rank 0 only
+
+
+def probe(tmp_path, configs, mode: str, overrides: dict) -> list[dict]:
+    """Run ``tests/ddp_probe.py`` on 2 gloo processes; the records of rank 0 and rank 1."""
+    import json
+
+    from tests.helpers import REPO
+
+    command = [*TORCHRUN, str(REPO / "tests" / "ddp_probe.py"), str(configs), str(tmp_path), mode,
+               json.dumps({**overrides, **outputs(tmp_path)})]
+    result = run_cli(command, cwd=REPO)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+
+
+def test_each_rank_draws_its_own_samples_from_its_own_partition(tmp_path):
+    """Seeds differ per rank (seed + rank) and each rank caches and reads only its partition of the files."""
+    first, second = probe(tmp_path, PRETRAINING, "data", TINY_PRETRAINING)
+    assert first["world_size"] == second["world_size"] == 2
+    assert len(first["files"]) == len(second["files"]) == 4  # 8 demo volumes
+    assert not set(first["files"]) & set(second["files"])
+    demo = sorted(str(p) for p in (tmp_path / "demo_unlabelled").glob("*_image.nii.gz"))
+    assert sorted(first["files"] + second["files"]) == demo  # together, the dataset once per epoch
+    assert first["labels"].keys() == {"jigsaw_label", "rotation_label", "relative_position_label"}
+    assert first["labels"] != second["labels"]
+
+
+def test_a_frozen_encoder_warm_up_under_ddp(tmp_path):
+    """The encoder is frozen for epoch 1 of 3 (the documented BraTS setup freezes 5): it is bit-identical after
+    epoch 1, changed after epoch 3, and the same on both ranks."""
+    overrides = {**TINY_SEGMENTATION, "freeze_encoder_epochs": 1, "max_epochs": 3, "val_interval": 3}
+    ranks = probe(tmp_path, SEGMENTATION, "freeze", overrides)
+    for record in ranks:
+        assert len(record["epochs"]) == 3
+        assert record["epochs"][0] == record["start"]
+        assert record["epochs"][2] != record["start"]
+    assert ranks[0]["epochs"] == ranks[1]["epochs"]
+
+
+def test_freezing_under_ddp_without_unused_parameter_handling_is_refused():
+    import torch
+    from ignite.engine import Engine
+
+    from monai_ssl import EncoderFreezeHandler
+    from tests.helpers import small_unet
+
+    network = small_unet()
+    engine = Engine(lambda e, b: None)
+    wrapped = torch.nn.parallel.DistributedDataParallel.__new__(torch.nn.parallel.DistributedDataParallel)
+    wrapped.find_unused_parameters = False
+    engine.network = wrapped
+    with pytest.raises(ValueError, match="find_unused_parameters=True"):
+        EncoderFreezeHandler(network, freeze_epochs=1).attach(engine)

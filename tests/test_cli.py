@@ -32,4 +32,5 @@ def test_console_script_is_installed():
     script = shutil.which("monai-ssl", path=os.path.dirname(sys.executable))
     assert script is not None
     result = subprocess.run([script, "index", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "--min-slices" in result.stdout and "--salt" in result.stdout
+    assert result.returncode == 0 and "--min-slices" in result.stdout and "--salt-file" in result.stdout
+    assert "--salt SALT" not in result.stdout  # a secret on the command line would show in process lists

@@ -60,10 +60,51 @@ def test_same_salt_same_keys_other_salt_other_keys(archive, tmp_path):
     other = index_archive(str(archive), str(tmp_path / "c" / "list.json"), salt="two", progress=False)
     keys = [sorted(e["series"] for e in json.load(open(s.datalist_path))["training"]) for s in (first, again, other)]
     assert keys[0] == keys[1] and not set(keys[0]) & set(keys[2])
-    # without a salt, one is created once in the cache and kept
-    index_archive(str(archive), str(tmp_path / "d" / "list.json"), progress=False)
-    salt_file = tmp_path / "d" / "cache" / ".salt"
+
+
+
+def test_the_default_salt_is_per_user_and_never_beside_the_data(archive, tmp_path, monkeypatch):
+    """Whoever is handed an index (datalist, report, cache) must not also hold the salt of its hashes."""
+    config_home = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    for variable in ("MONAI_SSL_SALT", "MONAI_SSL_SALT_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    first = index_archive(str(archive), str(tmp_path / "d" / "list.json"), progress=False)
+    salt_file = config_home / "monai-ssl" / "salt"
     assert len(salt_file.read_text()) == 64 and oct(salt_file.stat().st_mode)[-3:] == "600"
+    assert oct(salt_file.parent.stat().st_mode)[-3:] == "700"
+    index_tree = {p.name for p in (tmp_path / "d").rglob("*")}
+    assert not any("salt" in name for name in index_tree)
+    assert salt_file.read_text() not in "".join(p.read_text() for p in (tmp_path / "d").glob("*.json"))
+    # created once and kept: the same keys next time; a salt file or the environment give other keys
+    again = index_archive(str(archive), str(tmp_path / "e" / "list.json"), progress=False)
+    (tmp_path / "team_salt").write_text("shared team secret\n")
+    from_file = index_archive(str(archive), str(tmp_path / "f" / "list.json"), progress=False,
+                              salt_file=str(tmp_path / "team_salt"))
+    monkeypatch.setenv("MONAI_SSL_SALT", "shared team secret")
+    from_environment = index_archive(str(archive), str(tmp_path / "g" / "list.json"), progress=False)
+    keys = [sorted(e["series"] for e in json.load(open(s.datalist_path))["training"])
+            for s in (first, again, from_file, from_environment)]
+    assert keys[0] == keys[1] and keys[2] == keys[3] and not set(keys[0]) & set(keys[2])
+
+
+def test_an_empty_salt_file_is_refused(archive, tmp_path):
+    (tmp_path / "salt").write_text("\n")
+    with pytest.raises(ValueError, match="the salt file .* is empty"):
+        index_archive(str(archive), str(tmp_path / "list.json"), salt_file=str(tmp_path / "salt"), progress=False)
+
+
+def test_a_legacy_salt_in_the_cache_is_not_read_and_is_reported(archive, tmp_path, caplog):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".salt").write_text("old")
+    with caplog.at_level("WARNING"):
+        summary = index_archive(str(archive), str(tmp_path / "list.json"), cache_dir=str(cache), salt="new",
+                                progress=False)
+    assert "salt kept beside the data it protects" in caplog.text
+    with_old = index_archive(str(archive), str(tmp_path / "o" / "list.json"), salt="old", progress=False)
+    keys = [{e["series"] for e in json.load(open(s.datalist_path))["training"]} for s in (summary, with_old)]
+    assert not keys[0] & keys[1]
 
 
 def test_rerun_reuses_the_cache(archive, tmp_path, monkeypatch):
@@ -118,8 +159,9 @@ def test_modality_filter_and_min_slices(archive, tmp_path):
 
 
 def test_cli_prints_the_summary(archive, tmp_path):
+    (tmp_path / "salt").write_text("s")
     result = subprocess.run([sys.executable, "-m", "monai_ssl", "index", str(archive), "--out",
-                             str(tmp_path / "list.json"), "--workers", "2", "--salt", "s"],
+                             str(tmp_path / "list.json"), "--workers", "2", "--salt-file", str(tmp_path / "salt")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 series accepted, 2 items skipped" in result.stdout
@@ -148,14 +190,13 @@ def test_the_pretraining_bundle_reads_the_datalist(archive, tmp_path):
 
 def test_outputs_follow_the_umask_so_a_team_can_read_them(archive, tmp_path):
     """Datalist, report and converted volumes are created like any file (0644 under umask 022), not mkstemp's
-    0600; only the salt, a secret, is 0600."""
+    0600."""
     previous = os.umask(0o022)
     try:
         out = tmp_path / "index" / "datalist.json"
-        index_archive(str(archive), str(out), salt=None, progress=False)
+        index_archive(str(archive), str(out), salt="s", progress=False)
     finally:
         os.umask(previous)
-    written = [p for p in (tmp_path / "index").rglob("*") if p.is_file() and p.name != ".salt"]
+    written = [p for p in (tmp_path / "index").rglob("*") if p.is_file()]
     assert any(p.suffix == ".gz" for p in written) and out in written
     assert {p.name: oct(p.stat().st_mode)[-3:] for p in written} == {p.name: "644" for p in written}
-    assert oct((tmp_path / "index" / "cache" / ".salt").stat().st_mode)[-3:] == "600"

@@ -27,7 +27,7 @@ from monai_ssl.ingest.records import DICOM, NIFTI, read_file_record, read_nifti_
 from monai_ssl.ingest.series import SeriesProblem, convert_series, validate_series, write_nifti_atomically
 from monai_ssl.utils import atomic_path, atomic_write_text
 
-__all__ = ["IndexSummary", "index_archive", "load_or_create_salt"]
+__all__ = ["IndexSummary", "index_archive", "load_or_create_salt", "default_salt_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,22 +54,62 @@ class IndexSummary:
         return "\n".join(lines)
 
 
-def load_or_create_salt(cache_dir: str, salt: str | None = None) -> str:
-    """The salt of the identifier hashes: given, or ``MONAI_SSL_SALT``, or a secret kept in ``cache_dir/.salt``
-    (created once), so keys and cache names are stable across runs of the same cache."""
+SALT_ENVIRONMENT_VARIABLE = "MONAI_SSL_SALT"
+SALT_FILE_ENVIRONMENT_VARIABLE = "MONAI_SSL_SALT_FILE"
+
+
+def default_salt_path() -> str:
+    """The per-user salt file: ``$XDG_CONFIG_HOME/monai-ssl/salt`` (``~/.config/monai-ssl/salt``).
+
+    It lives outside every cache and datalist: whoever is handed an index (datalist, report, cache) must not also
+    hold the salt, or they could brute-force low-entropy identifiers (patient IDs, birth dates) from the hashes.
+    """
+    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(config_home, "monai-ssl", "salt")
+
+
+def _read_salt(path: str) -> str:
+    with open(path) as f:
+        salt = f.read().strip()
+    if not salt:
+        raise ValueError(f"the salt file {path} is empty; put a long random secret in it (e.g. `openssl rand -hex 32`).")
+    return salt
+
+
+def load_or_create_salt(salt: str | None = None, salt_file: str | None = None) -> str:
+    """The salt of the identifier hashes, from the first of:
+
+    1. ``salt`` (Python callers);
+    2. ``salt_file``, else the file named by ``$MONAI_SSL_SALT_FILE``;
+    3. ``$MONAI_SSL_SALT``;
+    4. the per-user file :func:`default_salt_path`, created once with a random secret (folder 0700, file 0600).
+
+    A team that shares indexes gives everyone the same salt through a file or the environment; never on the
+    command line, where process lists show it.
+    """
     if salt:
         return salt
-    if os.environ.get("MONAI_SSL_SALT"):
-        return os.environ["MONAI_SSL_SALT"]
-    path = os.path.join(cache_dir, ".salt")
+    salt_file = salt_file or os.environ.get(SALT_FILE_ENVIRONMENT_VARIABLE)
+    if salt_file:
+        return _read_salt(salt_file)
+    if os.environ.get(SALT_ENVIRONMENT_VARIABLE):
+        return os.environ[SALT_ENVIRONMENT_VARIABLE]
+    path = default_salt_path()
     if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        temporary = path + f".{os.getpid()}"
         # a secret: readable by its owner only, unlike the other outputs (which follow the umask)
-        fd = os.open(path + f".{os.getpid()}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
-        os.replace(path + f".{os.getpid()}", path)
-    with open(path) as f:
-        return f.read().strip()
+        try:
+            os.link(temporary, path)  # never replaces a salt another process created meanwhile
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+        logger.info("created the per-user salt of the identifier hashes: %s", path)
+    return _read_salt(path)
 
 
 def _bounded_map(executor: Executor | None, function: Callable, items: Iterable, window: int) -> Iterator[Any]:
@@ -186,6 +226,7 @@ def index_archive(
     salt: str | None = None,
     report_paths: bool = False,
     progress: bool = True,
+    salt_file: str | None = None,
 ) -> IndexSummary:
     """Index an archive of DICOM and NIfTI files into a MONAI datalist and a cache of NIfTI volumes.
 
@@ -199,6 +240,7 @@ def index_archive(
         workers: worker processes; 1 works in this process.
         min_slices: fewer slices (or a NIfTI dimension smaller than this) is skipped.
         salt: salt of the identifier hashes (see :func:`load_or_create_salt`).
+        salt_file: a file holding the salt (see :func:`load_or_create_salt`).
         report_paths: list skipped files by their path relative to the archive in the report. Off by default,
             since folder names in hospital exports can carry patient names; items are then salted hashes.
         progress: show progress bars.
@@ -212,7 +254,12 @@ def index_archive(
     out_dir = os.path.dirname(out)
     cache_dir = os.path.abspath(cache_dir or os.path.join(out_dir, "cache"))
     os.makedirs(cache_dir, exist_ok=True)
-    salt = load_or_create_salt(cache_dir, salt)
+    salt = load_or_create_salt(salt, salt_file)
+    legacy_salt = os.path.join(cache_dir, ".salt")
+    if os.path.isfile(legacy_salt):
+        logger.warning("%s is a salt kept beside the data it protects (where monai-ssl used to create it); it is no "
+                       "longer read. To keep the keys it gave, move it out of the cache and pass it with --salt-file.",
+                       legacy_salt)
     modalities = [m.upper() for m in modalities] if modalities else None
     summary = IndexSummary(datalist_path=out, report_path=os.path.splitext(out)[0] + "_report.json")
 
