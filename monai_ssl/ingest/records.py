@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -71,56 +72,112 @@ def _looks_like_dicom(head: bytes) -> bool:
     return head[:2] in (b"\x02\x00", b"\x08\x00") and len(head) >= 8
 
 
-def _number_list(value: Any, length: int) -> list[float] | None:
+class _BadHeaderValue(Exception):
+    """A header attribute whose value cannot be read as the indexer needs it."""
+
+    def __init__(self, keyword: str, problem: str) -> None:
+        super().__init__(keyword, problem)
+        self.keyword, self.problem = keyword, problem
+
+
+def _value(ds, keyword: str, default: Any = None) -> Any:
+    """The attribute's value; pydicom converts raw values on first access, which can raise for a bad VR or length."""
+    try:
+        value = ds.get(keyword, default)
+    except Exception as error:  # noqa: BLE001 - any conversion error of one tag is a bad header, not a crash
+        raise _BadHeaderValue(keyword, f"cannot be decoded ({type(error).__name__})") from error
+    return default if value is None else value
+
+
+def _text(ds, keyword: str) -> str:
+    value = _value(ds, keyword, "")
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        raise _BadHeaderValue(keyword, f"holds {len(value)} values, expected one")
+    return str(value)
+
+
+def _integer(ds, keyword: str, default: int) -> int:
+    value = _value(ds, keyword, default)
+    if value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise _BadHeaderValue(keyword, f"is not one integer ({type(error).__name__})") from error
+    if not 0 <= number < 2**31:
+        raise _BadHeaderValue(keyword, f"is out of range ({number})")
+    return number
+
+
+def _number(ds, keyword: str, default: float) -> float:
+    value = _value(ds, keyword, default)
+    if value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise _BadHeaderValue(keyword, f"is not one number ({type(error).__name__})") from error
+    if not math.isfinite(number):
+        raise _BadHeaderValue(keyword, "is not finite")
+    return number
+
+
+def _number_list(ds, keyword: str, length: int) -> list[float] | None:
+    """``length`` finite numbers, or ``None`` when the attribute is absent or malformed (the series check then
+    reports the missing geometry)."""
+    value = _value(ds, keyword)
     try:
         numbers = [float(v) for v in value]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return numbers if len(numbers) == length else None
+    return numbers if len(numbers) == length and all(math.isfinite(n) for n in numbers) else None
 
 
 def _dicom_record(path: str, salt: str, has_preamble: bool) -> dict:
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=not has_preamble)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, AttributeError, OSError) as error:
+    except Exception as error:  # noqa: BLE001 - pydicom raises many types for broken files; none may stop a run
         # exception messages can quote header values, so only the type is kept
         return _skip("invalid_dicom", f"cannot parse the DICOM header ({type(error).__name__})")
     if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
         return _skip("invalid_dicom", "no SOP class or series UID: a truncated or incomplete DICOM header")
-    patient = str(ds.get("PatientID", "")) or str(ds.get("PatientName", ""))
-    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-    spacing = _number_list(ds.get("PixelSpacing"), 2)
+    try:
+        return _dicom_fields(ds, path, salt)
+    except _BadHeaderValue as bad:
+        return _skip("invalid_header", f"{bad.keyword} {bad.problem}")
+
+
+def _dicom_fields(ds, path: str, salt: str) -> dict:
+    patient = _text(ds, "PatientID") or _text(ds, "PatientName")
+    image_type = _value(ds, "ImageType", [])
+    image_type = [str(v).upper() for v in (image_type if not isinstance(image_type, str) else [image_type])]
+    series_uid, study_uid = _text(ds, "SeriesInstanceUID"), _text(ds, "StudyInstanceUID")
+    file_meta = getattr(ds, "file_meta", None)
     return {
         "kind": DICOM,
-        "sop_class": str(ds.get("SOPClassUID", "")),
-        "modality": str(ds.get("Modality", "")).upper(),
+        "sop_class": _text(ds, "SOPClassUID"),
+        "modality": _text(ds, "Modality").upper(),
         "image_type": "\\".join(image_type),
-        "series_uid": str(ds.get("SeriesInstanceUID", "")),
-        "series_key": salted_hash(salt, "series", ds.get("SeriesInstanceUID", path)),
-        "study_key": salted_hash(salt, "study", ds.get("StudyInstanceUID", "")),
+        "series_uid": series_uid,
+        "series_key": salted_hash(salt, "series", series_uid or path),
+        "study_key": salted_hash(salt, "study", study_uid),
         # without a patient identifier each study counts as its own subject
         "subject_key": salted_hash(salt, "subject", patient) if patient
-        else salted_hash(salt, "subject-of-study", ds.get("StudyInstanceUID", "")),
-        "frames": int(ds.get("NumberOfFrames", 1) or 1),
-        "rows": int(ds.get("Rows", 0) or 0),
-        "columns": int(ds.get("Columns", 0) or 0),
-        "pixel_spacing": spacing,
-        "orientation": _number_list(ds.get("ImageOrientationPatient"), 6),
-        "position": _number_list(ds.get("ImagePositionPatient"), 3),
-        "gantry_tilt": float(ds.get("GantryDetectorTilt", 0) or 0),
-        "transfer_syntax": str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")),
+        else salted_hash(salt, "subject-of-study", study_uid),
+        "frames": _integer(ds, "NumberOfFrames", 1) or 1,
+        "rows": _integer(ds, "Rows", 0),
+        "columns": _integer(ds, "Columns", 0),
+        "pixel_spacing": _number_list(ds, "PixelSpacing", 2),
+        "orientation": _number_list(ds, "ImageOrientationPatient", 6),
+        "position": _number_list(ds, "ImagePositionPatient", 3),
+        "gantry_tilt": _number(ds, "GantryDetectorTilt", 0.0),
+        "transfer_syntax": _text(file_meta, "TransferSyntaxUID") if file_meta is not None else "",
     }
 
 
-def read_file_record(path: str, salt: str) -> dict:
-    """Classify one file by content and read what indexing needs; never raises.
-
-    Returns a dict with ``kind`` (``"dicom"``, ``"nifti"`` or ``"skipped"``) and ``path``; skipped records carry
-    ``reason`` (a code) and ``detail`` (a sentence without patient data).
-    """
+def _classify(path: str, salt: str) -> dict:
     try:
         size = os.stat(path).st_size  # follows symlinks: a symlink loop raises here
         with open(path, "rb") as f:
@@ -139,5 +196,18 @@ def read_file_record(path: str, salt: str) -> dict:
         else:
             named = " named like DICOM" if path.lower().endswith((".dcm", ".dicom", ".ima")) else ""
             record = _skip("not_dicom", f"neither DICOM nor NIfTI content{named}")
+    return record
+
+
+def read_file_record(path: str, salt: str) -> dict:
+    """Classify one file by content and read what indexing needs; never raises.
+
+    Returns a dict with ``kind`` (``"dicom"``, ``"nifti"`` or ``"skipped"``) and ``path``; skipped records carry
+    ``reason`` (a code) and ``detail`` (a sentence without patient data).
+    """
+    try:
+        record = _classify(path, salt)
+    except Exception as error:  # noqa: BLE001 - the promise above: one odd file never stops an archive's index
+        record = _skip("unreadable", f"unexpected {type(error).__name__} while reading the file")
     record["path"] = path
     return record

@@ -126,15 +126,18 @@ def _ras_affine(first: dict, last: dict, count: int) -> np.ndarray:
 
 def convert_series(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Decode the slices (any transfer syntax pydicom's installed decoders handle: JPEG 2000, JPEG lossless,
-    JPEG-LS, RLE, ...), apply RescaleSlope/RescaleIntercept (CT in HU) and stack them in geometric order.
+    JPEG-LS, RLE, ...), apply the modality LUT (RescaleSlope/RescaleIntercept, CT in HU, or a Modality LUT
+    Sequence) and stack them in geometric order.
 
     Returns:
         ``(volume, affine)``: float32 ``(columns, rows, slices)`` and its 4x4 RAS affine, as MONAI's ITK reader.
 
     Raises:
-        SeriesProblem: undecodable or truncated pixel data, or a slice without pixel data.
+        SeriesProblem: undecodable or truncated pixel data, a slice without pixel data, or a rescale or modality
+            LUT that cannot be applied.
     """
     import pydicom
+    from pydicom.pixels import apply_modality_lut
 
     order, _ = series_geometry(records)
     ordered = [records[i] for i in order]
@@ -144,15 +147,21 @@ def convert_series(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
             ds = pydicom.dcmread(record["path"])
             if "PixelData" not in ds:
                 raise SeriesProblem("no_pixel_data", "a slice has no pixel data")
-            pixels = ds.pixel_array.astype(np.float32)
+            pixels = ds.pixel_array
         except SeriesProblem:
             raise
         except Exception as error:  # decoders raise many types; none may stop the run
             raise SeriesProblem("undecodable_pixels", f"pixel data cannot be decoded ({type(error).__name__})")
         if pixels.shape != (record["rows"], record["columns"]):
             raise SeriesProblem("undecodable_pixels", f"decoded slice shape {pixels.shape} differs from the header")
-        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
-        slices.append(pixels.T * slope + intercept)  # (rows, columns) -> (columns, rows)
+        try:
+            # pydicom's modality LUT: RescaleSlope/RescaleIntercept (CT in HU) or a Modality LUT Sequence
+            values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
+        except Exception as error:  # noqa: BLE001 - a malformed rescale or LUT is a skipped series, not a crash
+            raise SeriesProblem("invalid_rescale", f"the modality LUT or rescale cannot be applied ({type(error).__name__})")
+        if not np.all(np.isfinite(values)):
+            raise SeriesProblem("invalid_rescale", "the modality LUT or rescale gives non-finite values")
+        slices.append(values.T)  # (rows, columns) -> (columns, rows)
     volume = np.stack(slices, axis=-1)
     return volume, _ras_affine(ordered[0], ordered[-1], len(ordered))
 
