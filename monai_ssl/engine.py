@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import sys
 from collections.abc import Hashable, Mapping
 from typing import Any, TextIO
 
+import numpy as np
 import torch
 from ignite.contrib.handlers import ProgressBar
 from ignite.engine import Engine, Events
@@ -31,6 +33,8 @@ __all__ = [
     "PretextCheckpointSaver",
     "PretextCheckpointLoader",
     "PretextProgressBar",
+    "random_states",
+    "restore_random_states",
 ]
 
 logger = logging.getLogger(__name__)
@@ -95,6 +99,72 @@ class PretextTrainer(SupervisedTrainer):
             output["task_accuracy"] = self.pretext_model.accuracies(output[Keys.PRED], output[Keys.LABEL])
 
 
+def _random_generators(root: Any) -> list[np.random.RandomState]:
+    """Every numpy ``RandomState`` reachable from ``root`` (a dataset and its transforms), in a stable order: the
+    per-instance ``self.R`` of each MONAI ``Randomizable``, where every random draw of a transform comes from."""
+    found: list[np.random.RandomState] = []
+    seen: set[int] = set()
+
+    def visit(obj: Any) -> None:
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, torch.Tensor, np.ndarray)) or obj is None:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, np.random.RandomState):
+            found.append(obj)
+        elif isinstance(obj, (list, tuple)):
+            for item in obj:
+                visit(item)
+        elif isinstance(obj, dict):
+            for item in obj.values():
+                visit(item)
+        elif hasattr(obj, "__dict__"):
+            for item in vars(obj).values():
+                visit(item)
+
+    visit(root)
+    return found
+
+
+def _numpy_state(generator: np.random.RandomState) -> dict:
+    name, keys, position, has_gauss, cached_gaussian = generator.get_state()
+    # tensors and plain numbers only, so that the checkpoint loads with weights_only=True
+    return {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position), "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian)}
+
+
+def _set_numpy_state(generator: np.random.RandomState, state: Mapping) -> None:
+    generator.set_state(("MT19937", state["keys"].numpy().astype(np.uint32), state["position"], state["has_gauss"],
+                         state["cached_gaussian"]))
+
+
+def random_states(engine: Engine) -> dict:
+    """The random streams a training run draws from: torch's, numpy's and Python's global generators (the data
+    loader's shuffling and its workers' seeds come from torch's) and each transform's own generator."""
+    version, python_state, gauss = random.getstate()
+    dataset = getattr(getattr(engine, "data_loader", None), "dataset", None)
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": _numpy_state(np.random.mtrand._rand),
+        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss": gauss},
+        "transforms": [_numpy_state(g) for g in _random_generators(dataset)],
+    }
+
+
+def restore_random_states(engine: Engine, states: Mapping) -> None:
+    """Continue the random streams saved by :func:`random_states`, so that a resumed run does not replay them."""
+    torch.set_rng_state(states["torch"])
+    _set_numpy_state(np.random.mtrand._rand, states["numpy"])
+    python = states["python"]
+    random.setstate((python["version"], tuple(int(v) for v in python["state"]), python["gauss"]))
+    generators = _random_generators(getattr(getattr(engine, "data_loader", None), "dataset", None))
+    if len(generators) != len(states["transforms"]):
+        logger.warning("the checkpoint holds %d transform random states, this pipeline has %d: the transforms' "
+                       "random streams start afresh", len(states["transforms"]), len(generators))
+        return
+    for generator, state in zip(generators, states["transforms"]):
+        _set_numpy_state(generator, state)
+
+
 def _checkpoint_state(model: PretextModel, optimizer, lr_scheduler, engine: Engine) -> dict:
     return {
         "model": model.network.state_dict(),
@@ -102,7 +172,9 @@ def _checkpoint_state(model: PretextModel, optimizer, lr_scheduler, engine: Engi
         "config": model.config(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": lr_scheduler.state_dict() if lr_scheduler is not None else None,
-        "trainer": {"epoch": engine.state.epoch, "iteration": engine.state.iteration},
+        "trainer": {"epoch": engine.state.epoch, "iteration": engine.state.iteration,
+                    "epoch_length": engine.state.epoch_length},
+        "random_states": random_states(engine),
         "monai_ssl_version": __version__,
     }
 
@@ -186,9 +258,12 @@ class PretextCheckpointLoader:
 
     It restores the network, heads, optimizer and scheduler, and the engine's epoch and iteration, from
     ``load_path``: a checkpoint file, or a folder, whose latest ``checkpoint_iter<N>.pt`` is used, else its final
-    training state ``pretext_checkpoint.pt``. Training then continues the iteration count; nothing is retrained
-    from zero. A folder with neither, or one that does not exist yet (a first run with ``resume`` on), starts
-    afresh (logged); a missing checkpoint *file* is an error.
+    training state ``pretext_checkpoint.pt``. Training then continues the iteration count, from inside an epoch
+    for a checkpoint taken mid-epoch, so that the iterations trained over all runs equal the budget; nothing is
+    retrained. The random streams (torch, numpy, Python and every transform's generator) continue where the
+    checkpoint left them instead of replaying the first epoch's: resumed at an epoch boundary, a run matches the
+    uninterrupted one. A folder with neither, or one that does not exist yet (a first run with ``resume`` on),
+    starts afresh (logged); a missing checkpoint *file* is an error.
 
     Args:
         load_path: checkpoint file or folder.
@@ -222,10 +297,18 @@ class PretextCheckpointLoader:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.lr_scheduler is not None and checkpoint.get("scheduler") is not None:
             self.lr_scheduler.load_state_dict(checkpoint["scheduler"])
-        engine.state.epoch = int(checkpoint["trainer"]["epoch"])
-        engine.state.iteration = int(checkpoint["trainer"]["iteration"])
+        iteration = int(checkpoint["trainer"]["iteration"])
+        # the completed epochs: a checkpoint taken mid-epoch resumes inside that epoch (Ignite counts the
+        # iterations left in it from iteration % epoch_length), so the run trains exactly its budget
+        engine.state.iteration = iteration
+        engine.state.epoch = iteration // engine.state.epoch_length
+        if checkpoint.get("random_states") is not None:
+            restore_random_states(engine, checkpoint["random_states"])
+        else:
+            logger.warning("%s holds no random states (an exported continuation): the random streams start afresh",
+                           path)
         logger.info("resumed from %s at epoch %d, iteration %d", path, engine.state.epoch, engine.state.iteration)
-        if engine.state.epoch >= engine.state.max_epochs:
+        if iteration >= engine.state.max_epochs * engine.state.epoch_length:
             logger.info("the checkpoint already reached max_epochs=%d: nothing to train", engine.state.max_epochs)
             engine.terminate()
 

@@ -35,7 +35,7 @@ def test_config_workflow_runs_and_writes_the_checkpoint(tmp_path):
     weights = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert weights.keys() == flow.parser.get_parsed_content("network_def").state_dict().keys()
     checkpoint = load_checkpoint(str(tmp_path / "models" / "pretext_checkpoint.pt"))
-    assert checkpoint["trainer"] == {"epoch": 1, "iteration": 2}
+    assert checkpoint["trainer"] == {"epoch": 1, "iteration": 2, "epoch_length": 2}
     assert [t["name"] for t in checkpoint["config"]["tasks"]] == ["jigsaw", "rotation", "colorization",
                                                                    "relative_position"]
     assert all(torch.equal(weights[k], v) for k, v in checkpoint["model"].items())
@@ -59,7 +59,7 @@ def test_resume_continues_the_iteration_count(tmp_path, capfd):
     assert trainer.state.iteration == 4 and trainer.state.epoch == 2
     # the bundle's logging.conf logs to stdout
     assert "checkpoint_iter00000002.pt at epoch 1, iteration 2" in capfd.readouterr().out
-    assert load_checkpoint(str(tmp_path / "models" / "pretext_checkpoint.pt"))["trainer"] == {"epoch": 2, "iteration": 4}
+    assert load_checkpoint(str(tmp_path / "models" / "pretext_checkpoint.pt"))["trainer"] == {"epoch": 2, "iteration": 4, "epoch_length": 2}
 
 
 def test_resume_from_the_final_training_state_without_periodic_checkpoints(tmp_path, capfd):

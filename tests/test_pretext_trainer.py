@@ -36,7 +36,7 @@ def test_training_writes_checkpoints_in_the_documented_format(tmp_path):
     assert weights.keys() == model.network.state_dict().keys()
     checkpoint = load_checkpoint(str(tmp_path / "pretext_checkpoint.pt"))
     assert set(checkpoint) >= {"model", "heads", "config", "optimizer", "scheduler", "trainer"}
-    assert checkpoint["trainer"] == {"epoch": 3, "iteration": 6}
+    assert checkpoint["trainer"] == {"epoch": 3, "iteration": 6, "epoch_length": 2}
     assert [t["name"] for t in checkpoint["config"]["tasks"]] == [t["name"] for t in SMALL_TASKS]
     # MONAI's own key names: the same architecture loads it strictly, without the pretext model
     fresh = UNet(**UNET_ARGS)
@@ -76,3 +76,52 @@ def test_resuming_a_finished_run_trains_nothing(tmp_path):
     again.add_event_handler(Events.ITERATION_STARTED, lambda engine: iterations.append(engine.state.iteration))
     again.run()
     assert iterations == []
+
+
+def make_shuffled_trainer(save_dir, max_epochs, resume=False, **saver_args):
+    """Four iterations per epoch over a shuffled MONAI DataLoader: random crops, labels and order."""
+    from monai.utils import set_determinism
+
+    set_determinism(seed=0)
+    model = PretextModel(small_unet(), SMALL_TASKS)
+    loader = DataLoader(Dataset(phantom_samples(8), transform=model.transform()), batch_size=2, shuffle=True)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    handlers = [PretextCheckpointSaver(str(save_dir), model, optimizer, **saver_args)]
+    if resume:
+        handlers.insert(0, PretextCheckpointLoader(str(save_dir), model, optimizer))
+    trainer = PretextTrainer("cpu", max_epochs, loader, model, optimizer, train_handlers=handlers)
+    labels = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                              lambda engine: labels.append(engine.state.batch["rotation_label"].tolist()))
+    return trainer, model, labels
+
+
+def test_a_run_resumed_at_an_epoch_boundary_equals_the_uninterrupted_run(tmp_path):
+    """The random streams continue: the same crops, labels and order as without the interruption, so the same
+    weights, bit for bit."""
+    whole, whole_model, whole_labels = make_shuffled_trainer(tmp_path / "whole", max_epochs=2)
+    whole.run()
+    first, _, first_labels = make_shuffled_trainer(tmp_path / "split", max_epochs=1)
+    first.run()
+    resumed, model, resumed_labels = make_shuffled_trainer(tmp_path / "split", max_epochs=2, resume=True)
+    resumed.run()
+    assert first_labels + resumed_labels == whole_labels
+    assert resumed_labels != first_labels  # not a replay of the first epoch
+    for key, value in whole_model.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key]), key
+
+
+def test_a_checkpoint_taken_mid_epoch_resumes_inside_that_epoch(tmp_path):
+    """Saved at iteration 3 of 4 and interrupted: the resumed run trains the remaining 5 of the 8 iterations."""
+    first, _, _ = make_shuffled_trainer(tmp_path, max_epochs=2, save_interval_iterations=3)
+    first.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda engine: engine.terminate())
+    first.run()
+    assert sorted(os.listdir(tmp_path))[0] == "checkpoint_iter00000003.pt"
+    os.remove(tmp_path / "pretext_checkpoint.pt")  # the interruption: only the periodic checkpoint is there
+    resumed, _, labels = make_shuffled_trainer(tmp_path, max_epochs=2, resume=True, save_interval_iterations=3)
+    iterations = []
+    resumed.add_event_handler(Events.ITERATION_STARTED, lambda engine: iterations.append(engine.state.iteration))
+    resumed.run()
+    assert iterations == [4, 5, 6, 7, 8]
+    assert (resumed.state.epoch, resumed.state.iteration) == (2, 8)
+    assert load_checkpoint(str(tmp_path / "pretext_checkpoint.pt"))["trainer"]["iteration"] == 8

@@ -35,10 +35,13 @@ def test_continuation_checkpoint_restores_float32_weights_and_heads():
     checkpoint = torch.load(MODELS / "pretext_checkpoint.pt", weights_only=True)
     assert checkpoint["optimizer"] is None and checkpoint["trainer"]["iteration"] > 0
     model = PretextModel(bundle_network(PRETRAINING), checkpoint["config"]["tasks"])
-    engine = type("Engine", (), {})()
-    engine.state = type("State", (), {"epoch": 0, "iteration": 0, "max_epochs": 10**6})()
+    from ignite.engine import Engine
+
+    engine = Engine(lambda *_: None)
+    engine.state.max_epochs, engine.state.epoch_length = 10**6, 100
     PretextCheckpointLoader(str(MODELS / "pretext_checkpoint.pt"), model)(engine)
     assert engine.state.iteration == checkpoint["trainer"]["iteration"]
+    assert engine.state.epoch == checkpoint["trainer"]["iteration"] // 100
     assert all(p.dtype == torch.float32 for p in model.parameters())
     shipped = torch.load(MODELS / "model.pt", weights_only=True)
     for key, value in model.network.state_dict().items():
