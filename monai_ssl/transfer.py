@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 from ignite.engine import Engine, Events
-from monai.networks.utils import copy_model_state
+from monai.networks.utils import copy_model_state, freeze_layers
+from monai.optimizers import generate_param_groups
 from torch import nn
 
 from monai_ssl.checkpoint import load_checkpoint
@@ -182,7 +184,12 @@ class EncoderFreezeHandler:
     def __init__(self, network: nn.Module, freeze_epochs: int) -> None:
         if freeze_epochs < 0:
             raise ValueError(f"freeze_epochs must be >= 0, got {freeze_epochs}.")
-        self.encoder = get_adapter(network).encoder_parameters()
+        self.network = network
+        adapter = get_adapter(network)
+        self.encoder = adapter.encoder_parameters()
+        # MONAI's freeze_layers selects parameters by a regular expression over their names
+        names = [name for name, _ in network.named_parameters() if adapter.is_encoder_key(name)]
+        self.encoder_pattern = "^(?:" + "|".join(re.escape(name) for name in names) + ")$"
         self.freeze_epochs = freeze_epochs
 
     def attach(self, engine: Engine) -> None:
@@ -195,8 +202,11 @@ class EncoderFreezeHandler:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._on_epoch_completed)
 
     def set_frozen(self, frozen: bool) -> None:
-        for parameter in self.encoder:
-            parameter.requires_grad_(not frozen)
+        if frozen:
+            freeze_layers(self.network, freeze_vars=self.encoder_pattern)
+        else:  # MONAI has no counterpart to unfreeze
+            for parameter in self.encoder:
+                parameter.requires_grad_(True)
 
     def _on_start(self, engine: Engine) -> None:
         if engine.state.epoch < self.freeze_epochs:
@@ -218,7 +228,7 @@ def encoder_param_groups(network: nn.Module, lr: float, encoder_lr: float | None
         encoder_lr: learning rate of the encoder; ``None`` means ``lr``.
     """
     adapter = get_adapter(network)
-    return [
-        {"params": adapter.encoder_parameters(), "lr": lr if encoder_lr is None else encoder_lr},
-        {"params": adapter.decoder_parameters(), "lr": lr},
-    ]
+    groups = generate_param_groups(network, layer_matches=[lambda item: adapter.is_encoder_key(item[0])],
+                                   match_types=["filter"], lr_values=[lr if encoder_lr is None else encoder_lr])
+    groups[-1]["lr"] = lr  # the other parameters: decoder and anything outside the encoder
+    return [{**group, "params": list(group["params"])} for group in groups]

@@ -3,6 +3,7 @@ import os
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from monai.bundle import ConfigWorkflow
 from monai.networks.nets import UNet
 
@@ -83,9 +84,23 @@ def test_num_labelled_keeps_the_first_subjects(tmp_path):
 
 
 def test_frozen_encoder_warm_up_is_configurable(tmp_path):
-    flow = run(TRAIN, tmp_path, freeze_encoder_epochs=1, max_epochs=1)
-    handler = flow.parser.get_parsed_content("train#handlers")[0]
-    assert handler.freeze_epochs == 1
+    """--freeze_encoder_epochs 1 of 2: the encoder is unchanged by epoch 1 and trained in epoch 2."""
+    from ignite.engine import Events
+
+    flow = ConfigWorkflow(config_file=TRAIN, workflow_type="train",
+                          **{**outputs(tmp_path), **TINY_SEGMENTATION, "freeze_encoder_epochs": 1, "max_epochs": 2,
+                             "val_interval": 2})
+    flow.initialize()
+    network = flow.parser.get_parsed_content("network_def")
+    adapter = get_adapter(network)
+    encoder = lambda: {k: v.clone() for k, v in network.state_dict().items() if adapter.is_encoder_key(k)}  # noqa: E731
+    snapshots = [encoder()]
+    flow.parser.get_parsed_content("train#trainer").add_event_handler(Events.EPOCH_COMPLETED,
+                                                                      lambda _: snapshots.append(encoder()))
+    flow.run()
+    assert len(snapshots) == 3
+    assert all(torch.equal(v, snapshots[0][k]) for k, v in snapshots[1].items())
+    assert any(not torch.equal(v, snapshots[1][k]) for k, v in snapshots[2].items())
 
 
 def test_evaluate_and_inference_write_segmentations_in_the_input_geometry(fine_tuned):

@@ -7,7 +7,7 @@ import sys
 import pytest
 from monai.bundle import ConfigWorkflow
 
-from monai_ssl.bundle_checks import bundle_settings, root_cause
+from monai_ssl.bundle import bundle_settings, root_cause
 from tests.helpers import PRETRAINING, SEGMENTATION, TINY_PRETRAINING, TINY_SEGMENTATION, bundle_command, run_cli
 
 
@@ -50,11 +50,11 @@ def test_no_data_is_an_error_that_says_how_to_give_data(tmp_path):
 
 
 def test_error_summary_prints_the_root_cause_last(capsys, monkeypatch):
-    from monai_ssl import bundle_checks
+    from monai_ssl import bundle
 
     monkeypatch.setattr(sys, "excepthook", lambda *args: print("traceback", file=sys.stderr))
-    bundle_checks.install_error_summary()
-    bundle_checks.install_error_summary()  # once only
+    bundle.install_error_summary()
+    bundle.install_error_summary()  # once only
     try:
         try:
             raise ValueError("roi_size [33] is not divisible by 8")

@@ -51,5 +51,10 @@ def test_encoder_param_groups_split_learning_rates():
     network = small_unet()
     groups = encoder_param_groups(network, lr=1e-3, encoder_lr=1e-4)
     assert [g["lr"] for g in groups] == [1e-4, 1e-3]
-    assert sum(len(g["params"]) for g in groups) == len(list(network.parameters()))
-    torch.optim.Adam(groups)
+    adapter = get_adapter(network)
+    named = dict(network.named_parameters())
+    # each parameter in the group of its side of the encoder boundary, exactly once
+    assert [id(p) for p in groups[0]["params"]] == [id(p) for k, p in named.items() if adapter.is_encoder_key(k)]
+    assert [id(p) for p in groups[1]["params"]] == [id(p) for k, p in named.items() if not adapter.is_encoder_key(k)]
+    optimizer = torch.optim.Adam(groups)
+    assert [group["lr"] for group in optimizer.param_groups] == [1e-4, 1e-3]

@@ -1,8 +1,8 @@
-import numpy as np
 import pytest
 import torch
 
 from monai_ssl.transforms import RandVolumeJigsaw, RandVolumeJigsawd, RandVolumeJigsawD, RandVolumeJigsawDict
+from tests.helpers import crop
 
 
 def sample():
@@ -27,10 +27,20 @@ def test_matches_the_array_transform_with_the_same_seed():
     assert int(out["jigsaw_label"]) == array.label
 
 
-def test_permutations_are_exposed_and_identical_to_the_array_class():
-    d = RandVolumeJigsawd(keys="image", num_permutations=30)
-    np.testing.assert_array_equal(d.permutations, RandVolumeJigsaw(num_permutations=30).permutations)
+def test_undoing_the_labelled_permutation_restores_every_key_in_grid_order():
+    """Each key's cubes come back in grid (C) order when the permutation named by the label is undone: both keys
+    share one draw, and the label indexes the exposed permutation set."""
+    d = RandVolumeJigsawd(keys=("image", "mask"), num_permutations=30, gap=2, jitter=1).set_random_state(4)
     assert d.permutations.shape == (30, 8) and d.num_classes == 30
+    data = sample()
+    for _ in range(3):
+        out = d(data)
+        permutation = torch.as_tensor(d.permutations[int(out["jigsaw_label"])])
+        starts, size = d.jigsaw.cube_starts, d.jigsaw.cube_size(data["image"].shape[1:])
+        for key in ("image", "mask"):
+            restored = torch.empty_like(out[key])
+            restored[permutation] = out[key]
+            assert torch.equal(restored, torch.stack([crop(data[key], s, size) for s in starts]))
 
 
 def test_flip_flags_go_to_their_own_key():

@@ -57,3 +57,41 @@ def test_adding_a_task_is_one_registered_class():
             register_task(type("Other", (ClassificationTask,), {"name": "test_flip"}))
     finally:
         registry._TASKS.pop("test_flip")
+
+
+def test_setup_checks_live_on_the_task_so_a_new_task_is_never_skipped():
+    """check_pretext_setup asks every task, including one registered outside the package; a task that says
+    nothing about its needs is an error, not a silent pass."""
+    from monai_ssl import PretextModel
+    from monai_ssl.bundle import check_pretext_setup
+    from tests.helpers import small_unet
+
+    class NeedsLargeCrops(ClassificationTask):
+        name = "test_needs_large_crops"
+
+        def __init__(self, source_key="image", **kwargs):
+            super().__init__(source_key, **kwargs)
+            self.task_transform = RandSliceRotationd(keys=self.input_key, label_key=self.label_key, planes=((0, 1),))
+            self.num_classes = 4
+            self.loss = nn.CrossEntropyLoss()
+
+        def check_setup(self, roi_size, adapter):
+            if min(roi_size) < 48:
+                raise ValueError(f"test_needs_large_crops needs roi_size >= 48, got {list(roi_size)}")
+
+    class SaysNothing(NeedsLargeCrops):
+        name = "test_says_nothing"
+        check_setup = PretextTask.check_setup
+
+    for task in (NeedsLargeCrops, SaysNothing):
+        register_task(task)
+    try:
+        model = PretextModel(small_unet(), ["test_needs_large_crops"])
+        check_pretext_setup(model, (48, 48, 48))
+        with pytest.raises(ValueError, match="needs roi_size >= 48"):
+            check_pretext_setup(model, (32, 32, 32))
+        with pytest.raises(NotImplementedError, match="does not define check_setup"):
+            check_pretext_setup(PretextModel(small_unet(), ["test_says_nothing"]), (48, 48, 48))
+    finally:
+        for task in (NeedsLargeCrops, SaysNothing):
+            registry._TASKS.pop(task.name)

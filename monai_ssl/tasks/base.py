@@ -50,6 +50,14 @@ class PretextTask:
         """Copy the source volume to ``input_key`` and apply the task's transform there."""
         return Compose([CopyItemsd(keys=self.source_key, names=self.input_key), self.task_transform])
 
+    def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
+        """Raise a ``ValueError`` naming the setting to change when the task cannot be cut from ``roi_size`` crops
+        or its inputs do not fit the network behind ``adapter``: caught at start-up, not in the middle of a run.
+
+        Every task must say what it needs; a task that needs nothing overrides this with a no-op.
+        """
+        raise NotImplementedError(f"task {self.name!r} does not define check_setup.")
+
     def build_head(self, adapter: EncoderAdapter) -> nn.Module:
         raise NotImplementedError
 

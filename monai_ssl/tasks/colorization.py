@@ -44,6 +44,12 @@ class ColorizationTask(PretextTask):
         self.loss = RestorationLoss(loss) if self.bins is None else nn.CrossEntropyLoss()
         self.score_name = "mse_ratio" if self.bins is None else "accuracy"
 
+    def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
+        divisor = adapter.downsampling
+        if any(r % divisor for r in roi_size):
+            raise ValueError(f"colorization runs the whole network on roi_size {list(roi_size)}; use multiples of "
+                             f"{divisor} (the network's total downsampling).")
+
     def build_head(self, adapter: EncoderAdapter) -> nn.Module:
         outputs = adapter.in_channels * (self.bins or 1)
         return DenseHead(adapter.spatial_dims, adapter.out_channels, outputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from monai_ssl.losses import JigsawLoss
+from monai_ssl.networks.adapters import EncoderAdapter
 from monai_ssl.tasks.base import Batch, SiameseClassificationTask
 from monai_ssl.tasks.registry import register_task
 from monai_ssl.transforms import RandVolumeJigsawd
@@ -37,6 +38,13 @@ class JigsawTask(SiameseClassificationTask):
         num_flags = jigsaw.num_cubes * len(jigsaw.flip_axes)
         self.num_outputs = self.num_classes + num_flags
         self.loss = JigsawLoss(self.num_classes, num_flags, flag_weight)
+
+    def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
+        grid = self.task_transform.jigsaw.grid
+        if any(r % g for r, g in zip(roi_size, grid)):
+            raise ValueError(f"roi_size {list(roi_size)} is not divisible by the jigsaw grid {list(grid)}; use a "
+                             "roi_size whose sizes are multiples of the grid.")
+        adapter.check_input_size(self.task_transform.jigsaw.cube_size(roi_size))
 
     def compute_loss(self, prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
         return self.loss(prediction, batch[self.label_key], batch.get(self.flip_key))

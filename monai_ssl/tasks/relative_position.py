@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from monai_ssl.networks.adapters import EncoderAdapter
 from monai_ssl.tasks.base import SiameseClassificationTask
 from monai_ssl.tasks.registry import register_task
 from monai_ssl.transforms import RandRelativePatchPositiond
@@ -32,3 +33,7 @@ class RelativePositionTask(SiameseClassificationTask):
         self.num_patches = 2
         self.num_outputs = self.num_classes
         self.loss = nn.CrossEntropyLoss()
+
+    def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
+        self.task_transform.patches.valid_centre_range(roi_size)
+        adapter.check_input_size(self.task_transform.patches.patch_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from monai_ssl.networks.adapters import EncoderAdapter
 from monai_ssl.tasks.base import ClassificationTask
 from monai_ssl.tasks.registry import register_task
 from monai_ssl.transforms import RandSliceRotationd
@@ -29,3 +30,6 @@ class RotationTask(ClassificationTask):
         self.task_transform = RandSliceRotationd(keys=self.input_key, label_key=self.label_key, **kwargs)
         self.num_classes = self.task_transform.num_classes
         self.loss = nn.CrossEntropyLoss()
+
+    def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
+        adapter.check_input_size(self.task_transform.rotation.square_shape(roi_size))

@@ -1,7 +1,5 @@
-"""Building blocks that the bundles' JSON configs call: data sources, modality presets, pipelines and checks.
-
-They keep the configs declarative and are usable from Python as they are.
-"""
+"""Data sources of the bundles: which files a run reads (a folder, a datalist, or the demo phantoms on request),
+the shipped encoder's location, and each process's share of the files under ``torch.distributed``."""
 
 from __future__ import annotations
 
@@ -10,64 +8,35 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import nibabel as nib
 import numpy as np
 import torch
-from monai.data import CacheDataset, Dataset, PersistentDataset, load_decathlon_datalist, partition_dataset
-from monai.handlers import MeanDice, from_engine
-from monai.transforms import (
-    Compose,
-    CropForegroundd,
-    DeleteItemsd,
-    EnsureTyped,
-    LoadImaged,
-    MapTransform,
-    Orientationd,
-    RandSpatialCropSamplesd,
-    ScaleIntensityRanged,
-    ScaleIntensityRangePercentilesd,
-    Spacingd,
-    SpatialPadd,
-)
-from torch.utils.data import ConcatDataset
+from monai.data import load_decathlon_datalist, partition_dataset
 
 from monai_ssl.data.phantom import write_phantom_dataset
-from monai_ssl.networks.adapters import get_adapter
-from monai_ssl.pretext_model import PretextModel
-from monai_ssl.transforms import RandLabelMapSynthesisd
 
 __all__ = [
-    "MODALITIES",
-    "shipped_encoder_path",
+    "IMAGE_KEY",
+    "LABEL_MAP_KEY",
     "DEMO_PHANTOM_SHAPE",
+    "shipped_encoder_path",
     "list_images",
     "is_label_map",
     "training_files",
-    "segmentation_files",
-    "inference_files",
     "validation_files",
+    "inference_files",
     "require_files",
+    "segmentation_files",
     "rank_partition",
-    "intensity_preset",
-    "preprocessing",
-    "pretext_dataset",
-    "label_map_preprocessing",
-    "check_pretext_setup",
-    "per_class_dice",
 ]
 
 logger = logging.getLogger(__name__)
 
-MODALITIES = ("MR", "CT")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_KEY = "image"
 LABEL_MAP_KEY = "label_map"
 DEMO_PHANTOM_SHAPE = (64, 64, 64)
-# the axis labels of "RAS" for Orientationd, given explicitly: the loaders put every image in RAS, and MONAI warns
-# about a change of this argument's default on every construction otherwise
-RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 DEMO_SUBJECTS = 4
 # the unlabelled demo phantoms are other subjects than the labelled ones, so that pretraining never sees an
 # evaluation subject
@@ -81,7 +50,7 @@ def shipped_encoder_path(bundle_root: str = ".") -> str:
     checkout this package runs from; if neither has it, the first place, so that loading names it in its error.
     """
     candidates = [os.path.join(bundle_root, "..", "pretext_pretraining", "models", "model.pt"),
-                  os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bundles",
+                  os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bundles",
                                "pretext_pretraining", "models", "model.pt")]
     found = [c for c in candidates if os.path.isfile(c)]
     return os.path.normpath((found or candidates)[0])
@@ -300,198 +269,3 @@ def rank_partition(files: Sequence[Mapping], seed: int = 0) -> list:
         logger.warning("%d training file(s) for %d processes: every process reads all of them", len(files), world_size)
         return list(files)
     return partition_dataset(list(files), num_partitions=world_size, shuffle=True, seed=seed, even_divisible=True)[rank]
-
-
-def intensity_preset(
-    keys: str | Sequence[str], modality: str, ct_window: Sequence[float] = (-1000.0, 1000.0),
-    mr_percentiles: Sequence[float] = (0.5, 99.5),
-) -> MapTransform:
-    """Intensity normalisation to [0, 1]: a HU window for CT, per-channel percentile scaling for MR.
-
-    Args:
-        keys: image keys.
-        modality: ``"MR"`` or ``"CT"``.
-        ct_window: ``(low, high)`` HU window for CT (Models Genesis uses [-1000, 1000]).
-        mr_percentiles: ``(low, high)`` percentiles mapped to 0 and 1 for MR, clipped.
-    """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
-    if modality == "CT":
-        return ScaleIntensityRanged(keys, a_min=ct_window[0], a_max=ct_window[1], b_min=0.0, b_max=1.0, clip=True)
-    return ScaleIntensityRangePercentilesd(keys, lower=mr_percentiles[0], upper=mr_percentiles[1], b_min=0.0,
-                                           b_max=1.0, clip=True, channel_wise=True)
-
-
-def preprocessing(
-    modality: str,
-    spacing: Sequence[float] | None,
-    roi_size: Sequence[int],
-    image_key: str = "image",
-    label_key: str | None = None,
-    crop_foreground: bool = True,
-    track_meta: bool = True,
-) -> list[MapTransform]:
-    """The deterministic preprocessing shared by pretraining, fine-tuning and inference.
-
-    Load (channel first), RAS orientation, resampling to ``spacing`` (``None`` keeps the native grid), the
-    modality's intensity preset, a crop to the foreground (intensity above 0 after scaling) and padding to at
-    least ``roi_size``. With ``label_key``, the label follows the image (nearest-neighbour resampling). Keep
-    ``track_meta`` where the output must be inverted to the input's geometry (inference); pretraining drops it.
-    """
-    keys = [image_key] if label_key is None else [image_key, label_key]
-    stages: list[MapTransform] = [LoadImaged(keys, ensure_channel_first=True, image_only=True),
-                                  Orientationd(keys, axcodes="RAS", labels=RAS_LABELS)]
-    if spacing is not None:
-        modes = ["bilinear"] if label_key is None else ["bilinear", "nearest"]
-        stages.append(Spacingd(keys, pixdim=spacing, mode=modes))
-    stages.append(intensity_preset(image_key, modality))
-    if crop_foreground:
-        stages.append(CropForegroundd(keys, source_key=image_key, allow_smaller=True))
-    stages += [SpatialPadd(keys, spatial_size=roi_size), EnsureTyped(keys, track_meta=track_meta)]
-    return stages
-
-
-def pretext_dataset(
-    files: Sequence[Mapping[str, Any]],
-    model: PretextModel,
-    modality: str,
-    spacing: Sequence[float] | None,
-    roi_size: Sequence[int],
-    samples_per_volume: int = 4,
-    cache: str = "memory",
-    cache_dir: str | None = None,
-    num_workers: int = 0,
-    synthesis_args: Mapping[str, Any] | None = None,
-    allow_empty: bool = False,
-) -> Dataset:
-    """The pretraining dataset: deterministic preprocessing cached once per volume, then ``samples_per_volume``
-    random ``roi_size`` crops of each loaded volume, each turned into every task's input and label.
-
-    Loading and resampling cost far more than cutting pretext samples, so each load serves several samples.
-    Entries ``{"label_map": path}`` are anatomical label maps (integer ids, e.g. FreeSurfer's): each crop of one
-    becomes a new image with random contrast, bias, blur and noise (:py:class:`RandLabelMapSynthesisd`), so the
-    pool holds an unlimited stream of scans of those anatomies. Both kinds may be mixed.
-
-    Args:
-        files: ``[{"image": path}, ...]`` and/or ``[{"label_map": path}, ...]``.
-        model: the pretext model, whose ``transform()`` makes the task samples.
-        modality, spacing, roi_size: see :func:`preprocessing`.
-        samples_per_volume: random crops cut from each loaded volume per epoch.
-        cache: ``"memory"`` (``CacheDataset``), ``"disk"`` (``PersistentDataset`` in ``cache_dir``, for archives
-            larger than memory; its file names are hashes, never patient data) or ``"none"``.
-        cache_dir: folder of the disk cache.
-        num_workers: workers filling the memory cache.
-        synthesis_args: arguments of :py:class:`RandLabelMapSynthesisd` for the label-map entries.
-        allow_empty: return an empty dataset for no files (an optional held-out set) instead of raising.
-    """
-    if samples_per_volume < 1:
-        raise ValueError(f"samples_per_volume must be >= 1, got {samples_per_volume}.")
-    check_pretext_setup(model, roi_size)
-    images = [dict(f) for f in files if IMAGE_KEY in f]
-    label_maps = [dict(f) for f in files if LABEL_MAP_KEY in f]
-    if len(images) + len(label_maps) != len(files):
-        raise ValueError(f"every pretraining entry needs an {IMAGE_KEY!r} or a {LABEL_MAP_KEY!r} path.")
-    datasets = []
-    if images:
-        transforms = [
-            *preprocessing(modality, spacing, roi_size, track_meta=False),
-            RandSpatialCropSamplesd(IMAGE_KEY, roi_size=roi_size, num_samples=samples_per_volume, random_size=False),
-            model.transform(),
-        ]
-        datasets.append(_cached(images, transforms, cache, cache_dir, num_workers))
-    if label_maps:
-        transforms = [
-            *label_map_preprocessing(spacing, roi_size),
-            RandSpatialCropSamplesd(LABEL_MAP_KEY, roi_size=roi_size, num_samples=samples_per_volume,
-                                    random_size=False),
-            RandLabelMapSynthesisd(LABEL_MAP_KEY, image_key=IMAGE_KEY, **dict(synthesis_args or {})),
-            DeleteItemsd(LABEL_MAP_KEY),
-            model.transform(),
-        ]
-        datasets.append(_cached(label_maps, transforms, cache, cache_dir, num_workers))
-    if not datasets and allow_empty:
-        return Dataset([])
-    if not datasets:
-        raise ValueError("the datalist has no training entries; give scans (dataset_dir, or a datalist whose "
-                         "'training' list is not empty).")
-    return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
-
-
-def label_map_preprocessing(spacing: Sequence[float] | None, roi_size: Sequence[int]) -> list[MapTransform]:
-    """Load an integer label map, RAS orientation, nearest-neighbour resampling to ``spacing``, a crop to its
-    labelled voxels and padding to at least ``roi_size``: the cached part of the synthesis pipeline."""
-    stages: list[MapTransform] = [LoadImaged(LABEL_MAP_KEY, ensure_channel_first=True, image_only=True),
-                                  Orientationd(LABEL_MAP_KEY, axcodes="RAS", labels=RAS_LABELS)]
-    if spacing is not None:
-        stages.append(Spacingd(LABEL_MAP_KEY, pixdim=spacing, mode="nearest"))
-    return stages + [
-        CropForegroundd(LABEL_MAP_KEY, source_key=LABEL_MAP_KEY, allow_smaller=True),
-        SpatialPadd(LABEL_MAP_KEY, spatial_size=roi_size),
-        EnsureTyped(LABEL_MAP_KEY, dtype=torch.int16, track_meta=False),
-    ]
-
-
-def _cached(files: list[dict], transforms: list, cache: str, cache_dir: str | None, num_workers: int) -> Dataset:
-    pipeline = Compose(transforms)
-    if cache == "memory":
-        return CacheDataset(files, pipeline, num_workers=num_workers, progress=False)
-    if cache == "disk":
-        if not cache_dir:
-            raise ValueError("cache='disk' needs a cache_dir.")
-        return PersistentDataset(files, pipeline, cache_dir=cache_dir)
-    if cache == "none":
-        return Dataset(files, pipeline)
-    raise ValueError(f"cache must be 'memory', 'disk' or 'none', got {cache!r}.")
-
-
-def check_pretext_setup(model: PretextModel, roi_size: Sequence[int]) -> None:
-    """Raise a ``ValueError`` naming the setting to change when the tasks cannot be cut from ``roi_size`` crops
-    or their inputs do not fit the network: caught at start-up rather than in the middle of a run."""
-    roi = tuple(int(r) for r in roi_size)
-    adapter = get_adapter(model.network)
-    for name, task in model.tasks.items():
-        transform = task.task_transform
-        if name == "jigsaw":
-            grid = transform.jigsaw.grid
-            if any(r % g for r, g in zip(roi, grid)):
-                raise ValueError(f"roi_size {list(roi)} is not divisible by the jigsaw grid {list(grid)}; use a "
-                                 "roi_size whose sizes are multiples of the grid.")
-            adapter.check_input_size(transform.jigsaw.cube_size(roi))
-        elif name == "relative_position":
-            transform.patches.valid_centre_range(roi)
-            adapter.check_input_size(transform.patches.patch_size)
-        elif name == "rotation":
-            adapter.check_input_size(transform.rotation.square_shape(roi))
-        elif name == "colorization":
-            divisor = adapter.downsampling
-            if any(r % divisor for r in roi):
-                raise ValueError(f"colorization runs the whole network on roi_size {list(roi)}; use multiples of "
-                                 f"{divisor} (the network's total downsampling).")
-    logger.debug("pretext setup checked: tasks %s on %s crops", list(model.tasks), list(roi))
-
-
-def _channels(indices: Sequence[int]):
-    """An output transform keeping the union of some one-hot channels of ``pred`` and ``label``."""
-
-    def select(output):
-        preds, labels = from_engine(["pred", "label"])(output)
-        union = lambda x: x[list(indices)].amax(0, keepdim=True)  # noqa: E731
-        return [union(p) for p in preds], [union(lb) for lb in labels]
-
-    return select
-
-
-def per_class_dice(
-    label_names: Mapping[str, int], label_groups: Mapping[str, Sequence[int]] | None = None
-) -> dict[str, MeanDice]:
-    """``MeanDice`` metrics on one-hot ``pred``/``label``: one per foreground class (``val_dice_<name>``) and one
-    per group of label values (``val_dice_<group>``, e.g. BraTS whole tumour ``[1, 2, 3, 4]``)."""
-    metrics = {f"val_dice_{name}": MeanDice(include_background=True, output_transform=_channels([index]))
-               for name, index in label_names.items() if index != 0}
-    for group, indices in (label_groups or {}).items():
-        if not indices or not set(indices) <= set(label_names.values()):
-            raise ValueError(f"label group {group!r} must list label values among {sorted(label_names.values())}, "
-                             f"got {indices}.")
-        metrics[f"val_dice_{group}"] = MeanDice(include_background=True, output_transform=_channels(indices))
-    return metrics
-

@@ -1,0 +1,201 @@
+"""Pipelines of the bundles: modality presets, the deterministic preprocessing shared by pretraining, fine-tuning
+and inference, and the pretraining dataset (scans and label maps, cached, cut into pretext samples)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from monai.data import CacheDataset, Dataset, PersistentDataset
+from monai.transforms import (
+    Compose,
+    CropForegroundd,
+    DeleteItemsd,
+    EnsureTyped,
+    LoadImaged,
+    MapTransform,
+    Orientationd,
+    RandSpatialCropSamplesd,
+    ScaleIntensityRanged,
+    ScaleIntensityRangePercentilesd,
+    Spacingd,
+    SpatialPadd,
+)
+from torch.utils.data import ConcatDataset
+
+from monai_ssl.bundle.data_sources import IMAGE_KEY, LABEL_MAP_KEY
+from monai_ssl.networks.adapters import get_adapter
+from monai_ssl.pretext_model import PretextModel
+from monai_ssl.transforms import RandLabelMapSynthesisd
+
+__all__ = [
+    "MODALITIES",
+    "RAS_LABELS",
+    "intensity_preset",
+    "preprocessing",
+    "pretext_dataset",
+    "label_map_preprocessing",
+    "check_pretext_setup",
+]
+
+logger = logging.getLogger(__name__)
+
+MODALITIES = ("MR", "CT")
+# the axis labels of "RAS" for Orientationd, given explicitly: the loaders put every image in RAS, and MONAI warns
+# about a change of this argument's default on every construction otherwise
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+
+
+def intensity_preset(
+    keys: str | Sequence[str], modality: str, ct_window: Sequence[float] = (-1000.0, 1000.0),
+    mr_percentiles: Sequence[float] = (0.5, 99.5),
+) -> MapTransform:
+    """Intensity normalisation to [0, 1]: a HU window for CT, per-channel percentile scaling for MR.
+
+    Args:
+        keys: image keys.
+        modality: ``"MR"`` or ``"CT"``.
+        ct_window: ``(low, high)`` HU window for CT (Models Genesis uses [-1000, 1000]).
+        mr_percentiles: ``(low, high)`` percentiles mapped to 0 and 1 for MR, clipped.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
+    if modality == "CT":
+        return ScaleIntensityRanged(keys, a_min=ct_window[0], a_max=ct_window[1], b_min=0.0, b_max=1.0, clip=True)
+    return ScaleIntensityRangePercentilesd(keys, lower=mr_percentiles[0], upper=mr_percentiles[1], b_min=0.0,
+                                           b_max=1.0, clip=True, channel_wise=True)
+
+
+def preprocessing(
+    modality: str,
+    spacing: Sequence[float] | None,
+    roi_size: Sequence[int],
+    image_key: str = "image",
+    label_key: str | None = None,
+    crop_foreground: bool = True,
+    track_meta: bool = True,
+) -> list[MapTransform]:
+    """The deterministic preprocessing shared by pretraining, fine-tuning and inference.
+
+    Load (channel first), RAS orientation, resampling to ``spacing`` (``None`` keeps the native grid), the
+    modality's intensity preset, a crop to the foreground (intensity above 0 after scaling) and padding to at
+    least ``roi_size``. With ``label_key``, the label follows the image (nearest-neighbour resampling). Keep
+    ``track_meta`` where the output must be inverted to the input's geometry (inference); pretraining drops it.
+    """
+    keys = [image_key] if label_key is None else [image_key, label_key]
+    stages: list[MapTransform] = [LoadImaged(keys, ensure_channel_first=True, image_only=True),
+                                  Orientationd(keys, axcodes="RAS", labels=RAS_LABELS)]
+    if spacing is not None:
+        modes = ["bilinear"] if label_key is None else ["bilinear", "nearest"]
+        stages.append(Spacingd(keys, pixdim=spacing, mode=modes))
+    stages.append(intensity_preset(image_key, modality))
+    if crop_foreground:
+        stages.append(CropForegroundd(keys, source_key=image_key, allow_smaller=True))
+    stages += [SpatialPadd(keys, spatial_size=roi_size), EnsureTyped(keys, track_meta=track_meta)]
+    return stages
+
+
+def pretext_dataset(
+    files: Sequence[Mapping[str, Any]],
+    model: PretextModel,
+    modality: str,
+    spacing: Sequence[float] | None,
+    roi_size: Sequence[int],
+    samples_per_volume: int = 4,
+    cache: str = "memory",
+    cache_dir: str | None = None,
+    num_workers: int = 0,
+    synthesis_args: Mapping[str, Any] | None = None,
+    allow_empty: bool = False,
+) -> Dataset:
+    """The pretraining dataset: deterministic preprocessing cached once per volume, then ``samples_per_volume``
+    random ``roi_size`` crops of each loaded volume, each turned into every task's input and label.
+
+    Loading and resampling cost far more than cutting pretext samples, so each load serves several samples.
+    Entries ``{"label_map": path}`` are anatomical label maps (integer ids, e.g. FreeSurfer's): each crop of one
+    becomes a new image with random contrast, bias, blur and noise (:py:class:`RandLabelMapSynthesisd`), so the
+    pool holds an unlimited stream of scans of those anatomies. Both kinds may be mixed.
+
+    Args:
+        files: ``[{"image": path}, ...]`` and/or ``[{"label_map": path}, ...]``.
+        model: the pretext model, whose ``transform()`` makes the task samples.
+        modality, spacing, roi_size: see :func:`preprocessing`.
+        samples_per_volume: random crops cut from each loaded volume per epoch.
+        cache: ``"memory"`` (``CacheDataset``), ``"disk"`` (``PersistentDataset`` in ``cache_dir``, for archives
+            larger than memory; its file names are hashes, never patient data) or ``"none"``.
+        cache_dir: folder of the disk cache.
+        num_workers: workers filling the memory cache.
+        synthesis_args: arguments of :py:class:`RandLabelMapSynthesisd` for the label-map entries.
+        allow_empty: return an empty dataset for no files (an optional held-out set) instead of raising.
+    """
+    if samples_per_volume < 1:
+        raise ValueError(f"samples_per_volume must be >= 1, got {samples_per_volume}.")
+    check_pretext_setup(model, roi_size)
+    images = [dict(f) for f in files if IMAGE_KEY in f]
+    label_maps = [dict(f) for f in files if LABEL_MAP_KEY in f]
+    if len(images) + len(label_maps) != len(files):
+        raise ValueError(f"every pretraining entry needs an {IMAGE_KEY!r} or a {LABEL_MAP_KEY!r} path.")
+    datasets = []
+    if images:
+        transforms = [
+            *preprocessing(modality, spacing, roi_size, track_meta=False),
+            RandSpatialCropSamplesd(IMAGE_KEY, roi_size=roi_size, num_samples=samples_per_volume, random_size=False),
+            model.transform(),
+        ]
+        datasets.append(_cached(images, transforms, cache, cache_dir, num_workers))
+    if label_maps:
+        transforms = [
+            *label_map_preprocessing(spacing, roi_size),
+            RandSpatialCropSamplesd(LABEL_MAP_KEY, roi_size=roi_size, num_samples=samples_per_volume,
+                                    random_size=False),
+            RandLabelMapSynthesisd(LABEL_MAP_KEY, image_key=IMAGE_KEY, **dict(synthesis_args or {})),
+            DeleteItemsd(LABEL_MAP_KEY),
+            model.transform(),
+        ]
+        datasets.append(_cached(label_maps, transforms, cache, cache_dir, num_workers))
+    if not datasets and allow_empty:
+        return Dataset([])
+    if not datasets:
+        raise ValueError("the datalist has no training entries; give scans (dataset_dir, or a datalist whose "
+                         "'training' list is not empty).")
+    return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+
+
+def label_map_preprocessing(spacing: Sequence[float] | None, roi_size: Sequence[int]) -> list[MapTransform]:
+    """Load an integer label map, RAS orientation, nearest-neighbour resampling to ``spacing``, a crop to its
+    labelled voxels and padding to at least ``roi_size``: the cached part of the synthesis pipeline."""
+    stages: list[MapTransform] = [LoadImaged(LABEL_MAP_KEY, ensure_channel_first=True, image_only=True),
+                                  Orientationd(LABEL_MAP_KEY, axcodes="RAS", labels=RAS_LABELS)]
+    if spacing is not None:
+        stages.append(Spacingd(LABEL_MAP_KEY, pixdim=spacing, mode="nearest"))
+    return stages + [
+        CropForegroundd(LABEL_MAP_KEY, source_key=LABEL_MAP_KEY, allow_smaller=True),
+        SpatialPadd(LABEL_MAP_KEY, spatial_size=roi_size),
+        EnsureTyped(LABEL_MAP_KEY, dtype=torch.int16, track_meta=False),
+    ]
+
+
+def _cached(files: list[dict], transforms: list, cache: str, cache_dir: str | None, num_workers: int) -> Dataset:
+    pipeline = Compose(transforms)
+    if cache == "memory":
+        return CacheDataset(files, pipeline, num_workers=num_workers, progress=False)
+    if cache == "disk":
+        if not cache_dir:
+            raise ValueError("cache='disk' needs a cache_dir.")
+        return PersistentDataset(files, pipeline, cache_dir=cache_dir)
+    if cache == "none":
+        return Dataset(files, pipeline)
+    raise ValueError(f"cache must be 'memory', 'disk' or 'none', got {cache!r}.")
+
+
+def check_pretext_setup(model: PretextModel, roi_size: Sequence[int]) -> None:
+    """Raise a ``ValueError`` naming the setting to change when a task cannot be cut from ``roi_size`` crops or its
+    inputs do not fit the network (each task's :py:meth:`~monai_ssl.tasks.PretextTask.check_setup`): caught at
+    start-up rather than in the middle of a run."""
+    roi = tuple(int(r) for r in roi_size)
+    adapter = get_adapter(model.network)
+    for task in model.tasks.values():
+        task.check_setup(roi, adapter)
+    logger.debug("pretext setup checked: tasks %s on %s crops", list(model.tasks), list(roi))
