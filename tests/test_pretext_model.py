@@ -75,9 +75,23 @@ def test_loss_weights_scale_each_task():
 
 
 def test_basic_unet():
-    model = PretextModel(small_basic_unet(), [{"name": "rotation"}, {"name": "colorization"}])
-    batch = batch_for(model)
-    model.compute_loss(model(batch), batch).backward()
+    """Another MONAI network through its adapter: rotation trains the encoder only, colorization the whole network."""
+    network = small_basic_unet()
+    adapter = get_adapter(network)
+    for tasks, trains_decoder in (([{"name": "rotation"}], False), ([{"name": "colorization"}], True)):
+        model = PretextModel(network, tasks)
+        model.zero_grad(set_to_none=True)
+        batch = batch_for(model)
+        predictions = model(batch)
+        loss = model.compute_loss(predictions, batch)
+        assert torch.isfinite(loss)
+        loss.backward()
+        with_grad = {k for k, p in network.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+        encoder = {k for k, _ in network.named_parameters() if adapter.is_encoder_key(k)}
+        assert encoder <= with_grad
+        assert bool(with_grad - encoder) == trains_decoder
+    rotation = PretextModel(network, [{"name": "rotation"}])
+    assert rotation(batch_for(rotation))["rotation"].shape == (2, rotation.tasks["rotation"].num_classes)
 
 
 @pytest.mark.parametrize(

@@ -125,3 +125,15 @@ def test_real_brats_volume_with_foreground(brats_flair):
         centre = rpp.centre_start + 12
         assert (brats_flair[:, centre[0], centre[1], centre[2]] > 0).any()
         np.testing.assert_array_equal(out[1], crop(brats_flair, rpp.neighbour_start, (24, 24, 24)))
+
+
+def test_each_patch_carries_its_own_affine():
+    from tests.test_rand_volume_jigsaw import assert_each_patch_affine_locates_its_voxels
+
+    affine = torch.tensor([[2.0, 0.0, 0.0, -30.0], [0.0, 0.0, 1.0, 5.0], [0.0, -1.0, 0.0, 12.0], [0, 0, 0, 1]])
+    volume = MetaTensor(helpers.unique_volume((1, 40, 40, 40)), affine=affine, meta={"filename_or_obj": "volume.nii.gz"})
+    transform = RandRelativePatchPosition(patch_size=8, gap=1, jitter=1)
+    for seed in range(3):
+        out = transform.set_random_state(seed)(volume)
+        assert out.affine.shape == (2, 4, 4)
+        assert_each_patch_affine_locates_its_voxels(out, volume)

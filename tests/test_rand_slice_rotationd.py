@@ -25,3 +25,31 @@ def test_same_seed_as_the_array_transform_and_aliases():
         out = d({"image": image})
         assert torch.equal(out["image"], a(image)) and int(out["k"]) == a.label
     assert d.num_classes == 4
+
+
+def test_compose_inverse_restores_the_geometry_and_leaves_no_record():
+    """MetaTensor inputs: one record per call, which Compose.inverse undoes (rotation back, crop padded with zeros);
+    no stale Rotate90 or crop record is left behind to confuse a later inverse."""
+    from monai.data import MetaTensor
+    from monai.transforms import Compose
+
+    affine = torch.diag(torch.tensor([2.0, 3.0, 4.0, 1.0]))
+    affine[:3, 3] = torch.tensor([-5.0, 7.0, 11.0])
+    image = MetaTensor(torch.arange(20 * 16 * 12, dtype=torch.float32).reshape(1, 20, 16, 12), affine=affine)
+    labels = set()
+    for seed in range(200):
+        if labels == set(range(10)):
+            break
+        pipeline = Compose([RandSliceRotationd(keys="image", planes=((0, 1), (0, 2), (1, 2)))])
+        pipeline.set_random_state(seed)
+        out = pipeline({"image": image.clone()})
+        labels.add(int(out["rotation_label"]))
+        assert [op["class"] for op in out["image"].applied_operations] == ["RandSliceRotation"]
+        restored = pipeline.inverse(out)["image"]
+        assert restored.applied_operations == []
+        assert restored.shape == image.shape
+        torch.testing.assert_close(restored.affine, image.affine)
+        inside = (slice(None), slice(4, 16), slice(2, 14), slice(0, 12))  # the 12^3 centre crop, rotated back
+        assert torch.equal(restored[inside], image[inside])
+        assert float(restored.sum()) == float(image[inside].sum())  # the cropped border comes back as zeros
+    assert labels == set(range(10))  # no rotation (crop only) and every rotation

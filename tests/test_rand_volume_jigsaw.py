@@ -115,10 +115,30 @@ def test_numpy_tensor_and_metatensor_give_the_same_cubes_and_types():
     assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[1], outputs[2])
 
 
-def test_metatensor_output_keeps_input_metadata():
-    meta = MetaTensor(unique_volume(), meta={"filename_or_obj": "volume.nii.gz"})
-    out = RandVolumeJigsaw(num_permutations=10, gap=2, jitter=1)(meta)
-    assert isinstance(out, MetaTensor) and out.meta["filename_or_obj"] == "volume.nii.gz"
+def assert_each_patch_affine_locates_its_voxels(out, volume):
+    """For every patch ``out[i]``, its own affine maps each of its voxels to the world point of the volume voxel
+    holding the same (unique) value: the patch geometry is the patch's, flips included."""
+    inverse = torch.linalg.inv(volume.affine.to(torch.float64))
+    for i in range(out.shape[0]):
+        patch = out[i]
+        assert isinstance(patch, MetaTensor) and patch.affine.shape == (4, 4)
+        assert patch.meta["filename_or_obj"] == "volume.nii.gz"
+        grid = torch.stack(torch.meshgrid(*[torch.arange(n) for n in patch.shape[1:]], indexing="ij"), -1).reshape(-1, 3)
+        world = grid.to(torch.float64) @ patch.affine[:3, :3].T + patch.affine[:3, 3]
+        source = (world @ inverse[:3, :3].T + inverse[:3, 3]).round().long()
+        expected = volume.as_tensor()[0][source[:, 0], source[:, 1], source[:, 2]]
+        assert torch.equal(patch.as_tensor()[0][grid[:, 0], grid[:, 1], grid[:, 2]], expected)
+
+
+def test_each_cube_carries_its_own_affine():
+    affine = torch.tensor([[0.0, -2.0, 0.0, 10.0], [1.5, 0.0, 0.0, -4.0], [0.0, 0.0, 3.0, 7.0], [0, 0, 0, 1]])
+    volume = MetaTensor(unique_volume(), affine=affine, meta={"filename_or_obj": "volume.nii.gz"})
+    jigsaw = RandVolumeJigsaw(num_permutations=10, gap=2, jitter=1, flip_axes=(0, 2), flip_prob=0.5)
+    for seed in range(3):
+        out = jigsaw.set_random_state(seed)(volume)
+        assert out.is_batch and out.affine.shape == (8, 4, 4)
+        assert_each_patch_affine_locates_its_voxels(out, volume)
+    assert jigsaw.flips.any()  # the flips were exercised
 
 
 def test_same_seed_same_sample():

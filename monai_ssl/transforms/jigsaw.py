@@ -212,18 +212,21 @@ class RandVolumeJigsaw(RandomizableTransform):
         cells = np.array(list(np.ndindex(*self.grid)))  # C order: the cube numbering
         self._cube_starts = region_start + cells * cell + self.gap // 2 + self.jitter + self._shifts
         cubes = crop_patches(img, self._cube_starts, size)
-        shuffled = [cubes[i] for i in self.permutations[self.label]]
+        order = self.permutations[self.label]
+        shuffled = [cubes[i] for i in order]
+        flipped_axes = []
         for position, flags in enumerate(self._flips):
             # a 180 degree rotation about one axis flips the two other axes; flipping an axis twice undoes it
             flipped = np.zeros(3, dtype=bool)
             for axis, flag in zip(self.flip_axes, flags):
                 if flag:
                     flipped ^= np.arange(3) != axis
-            dims = [1 + int(a) for a in np.flatnonzero(flipped)]
+            flipped_axes.append([int(a) for a in np.flatnonzero(flipped)])
+            dims = [1 + a for a in flipped_axes[-1]]
             if dims:
                 cube = shuffled[position]
                 shuffled[position] = np.flip(cube, dims) if isinstance(cube, np.ndarray) else torch.flip(cube, dims)
-        return stack_patches_like(shuffled, img)
+        return stack_patches_like(shuffled, img, self._cube_starts[order], flipped_axes)
 
 
 class RandVolumeJigsawd(RandArrayWrapperd):

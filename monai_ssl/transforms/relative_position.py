@@ -186,7 +186,7 @@ class RandRelativePatchPosition(RandomizableTransform):
         if randomize:
             self.randomize(spatial, self.foreground(img, mask))
         starts = np.stack([self.centre_start, self.neighbour_start])
-        return stack_patches_like(crop_patches(img, starts, self.patch_size), img)
+        return stack_patches_like(crop_patches(img, starts, self.patch_size), img, starts)
 
 
 class RandRelativePatchPositiond(RandArrayWrapperd):

@@ -11,9 +11,9 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.data import get_track_meta
-from monai.transforms import CenterSpatialCrop, RandomizableTransform, Rotate90
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+from monai.data import MetaTensor, get_track_meta
+from monai.transforms import BorderPad, CenterSpatialCrop, InvertibleTransform, RandomizableTransform, Rotate90
+from monai.utils import TraceKeys, TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from monai_ssl.transforms.utils import RandArrayWrapperd
 
@@ -27,7 +27,7 @@ __all__ = [
 NON_SQUARE_MODES = ("crop", "error")
 
 
-class RandSliceRotation(RandomizableTransform):
+class RandSliceRotation(RandomizableTransform, InvertibleTransform):
     """
     Rotate a channel-first volume by ``k * 90`` degrees in one of ``planes``, or not at all.
 
@@ -39,7 +39,8 @@ class RandSliceRotation(RandomizableTransform):
     the label away. With ``non_square="crop"`` (the default) every group of axes linked by ``planes`` is first
     centre-cropped to its smallest size, for every label including 0, so all outputs share one shape;
     ``non_square="error"`` raises a ``ValueError`` instead. MetaTensor geometry is updated by MONAI's
-    ``CenterSpatialCrop`` and ``Rotate90``.
+    ``CenterSpatialCrop`` and ``Rotate90``; a MetaTensor output records one ``RandSliceRotation`` operation
+    holding both, so that ``inverse`` (and ``Compose.inverse``) rotates back and pads the crop with zeros.
 
     Args:
         planes: pairs of distinct spatial axes, the planes of rotation.
@@ -114,18 +115,36 @@ class RandSliceRotation(RandomizableTransform):
                 f"crop it to {target_shape} first or use non_square='crop'."
             )
         out = convert_to_tensor(img, track_meta=get_track_meta())
+        before = len(out.applied_operations) if isinstance(out, MetaTensor) else 0
         if target_shape != spatial:
             out = CenterSpatialCrop(target_shape)(out)
         plane, k = self.decode(self.label)
         if plane is not None:
             out = Rotate90(k, plane)(out)
+        if isinstance(out, MetaTensor) and get_track_meta():
+            # the crop and rotation records become one record of this transform, which inverse() undoes
+            steps = {op[TraceKeys.CLASS_NAME]: op for op in out.applied_operations[before:]}
+            del out.applied_operations[before:]
+            self.push_transform(out, extra_info={"crop": steps.get("CenterSpatialCrop"), "rotate": steps.get("Rotate90")})
         return convert_to_dst_type(out, img)[0]
 
+    def inverse(self, data: torch.Tensor) -> torch.Tensor:
+        """Rotate back, then pad what the crop removed with zeros (MONAI's crop inverse)."""
+        steps = self.pop_transform(data)[TraceKeys.EXTRA_INFO]
+        out = data
+        if steps["rotate"] is not None:
+            out = Rotate90().inverse_transform(out, steps["rotate"])
+        if steps["crop"] is not None:
+            pad = BorderPad(steps["crop"][TraceKeys.EXTRA_INFO]["cropped"])
+            with pad.trace_transform(False):
+                out = pad(out)
+        return out
 
-class RandSliceRotationd(RandArrayWrapperd):
+
+class RandSliceRotationd(RandArrayWrapperd, InvertibleTransform):
     """
     Dictionary-based wrapper of :py:class:`RandSliceRotation`: every key gets the same rotation, and the class
-    is written to ``label_key`` as a 0-d int64 tensor.
+    is written to ``label_key`` as a 0-d int64 tensor. Invertible like the array transform.
 
     Args:
         keys: keys of the volumes to rotate.
@@ -158,6 +177,12 @@ class RandSliceRotationd(RandArrayWrapperd):
         for key in self.key_iterator(d):
             d[key] = self.rotation(d[key], randomize=False)
         d[self.label_key] = torch.tensor(self.rotation.label, dtype=torch.long)
+        return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.rotation.inverse(d[key])
         return d
 
 

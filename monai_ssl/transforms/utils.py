@@ -9,7 +9,6 @@ import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import convert_to_dst_type
 
 __all__ = [
     "RandArrayWrapperd",
@@ -55,16 +54,40 @@ def crop_patches(img: NdarrayOrTensor, starts: np.ndarray, size: Sequence[int]) 
     return [data[(slice(None),) + tuple(slice(int(s), int(s) + n) for s, n in zip(start, size))] for start in starts]
 
 
-def stack_patches_like(patches: Sequence[NdarrayOrTensor], img: NdarrayOrTensor) -> NdarrayOrTensor:
+def stack_patches_like(
+    patches: Sequence[NdarrayOrTensor], img: NdarrayOrTensor, starts: np.ndarray,
+    flipped: Sequence[Sequence[int]] | None = None,
+) -> NdarrayOrTensor:
     """Stack patches into ``(N, C, *size)`` with the array type of ``img``.
 
-    A MetaTensor input gives a MetaTensor carrying the input's metadata. Its affine is the input volume's;
-    the patches' own voxel origins are exposed by the transforms that cut them.
+    A MetaTensor input gives a MetaTensor batch of the patches (``is_batch``): its affine is ``(N, 4, 4)``, each
+    patch's own geometry, so that ``out[i]`` is a MetaTensor with the affine of patch ``i``; the other metadata is
+    the input's.
+
+    Args:
+        patches: channel-first patches of one size.
+        img: the volume they were cut from.
+        starts: each patch's voxel origin in ``img``.
+        flipped: each patch's flipped spatial axes (0-based), whose affine columns are reversed.
     """
     if isinstance(patches[0], np.ndarray):
         return np.stack(patches)
     out = torch.stack(patches)
-    return convert_to_dst_type(out, img)[0] if isinstance(img, MetaTensor) else out
+    if not isinstance(img, MetaTensor):
+        return out
+    volume_affine = img.affine.to(torch.float64)
+    affines = volume_affine.repeat(len(patches), 1, 1)
+    origins = torch.as_tensor(np.asarray(starts), dtype=torch.float64)
+    affines[:, :3, 3] = volume_affine[:3, 3] + origins @ volume_affine[:3, :3].T
+    size = out.shape[2:]
+    for index, axes in enumerate(flipped or []):
+        for axis in axes:  # the first voxel of a flipped axis is the last of the region it was cut from
+            affines[index, :3, 3] += volume_affine[:3, axis] * (size[axis] - 1)
+            affines[index, :3, axis] *= -1
+    meta = {k: v for k, v in img.meta.items() if k != "affine"}
+    batch = MetaTensor(out, affine=affines, meta=meta)
+    batch.is_batch = True
+    return batch
 
 
 class RandArrayWrapperd(RandomizableTransform, MapTransform):
