@@ -6,7 +6,7 @@
 #
 #   bash benchmarks/pool_pretraining.sh [SECONDS_BUDGET]      (ARMS="all" to run only the all-four arm)
 #
-# Outputs: outputs/gpu_pool/<arm>_seed<k>/ (models/checkpoint_iter*.pt, pretext_scores.json, logs) and a log each.
+# Outputs: outputs/gpu_pool/<arm>_seed<k>/ (models/checkpoint_epoch=*.pt, pretext_scores.json, logs) and a log each.
 set -u
 cd "$(dirname "$0")/.."
 SECONDS_BUDGET=${1:-480}

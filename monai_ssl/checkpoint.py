@@ -1,36 +1,40 @@
 """Checkpoint files: written atomically, read with ``torch.load(weights_only=True)``.
 
-Format of a monai-ssl checkpoint (a dict):
+A pretraining checkpoint is what MONAI's ``CheckpointSaver`` writes from
+:py:func:`monai_ssl.engine.pretext_save_dict` (a dict):
 
 - ``"model"``: the wrapped network's ``state_dict()`` with MONAI's own key names, so that
   ``UNet(...).load_state_dict(ckpt["model"])`` works for the same architecture;
 - ``"heads"``: the task heads' weights;
 - ``"config"``: network class and arguments, tasks and their arguments, loss weights;
-- ``"optimizer"``, ``"scheduler"``: their ``state_dict()`` (``None`` where absent), for resuming;
-- ``"trainer"``: ``{"epoch": ..., "iteration": ...}``;
-- ``"monai_ssl_version"``.
+- ``"optimizer"`` (and ``"scheduler"`` if one is used): their ``state_dict()``, for resuming;
+- ``"trainer"``: Ignite's engine state, ``{"epoch_length", "iteration", "max_epochs"}``;
+- ``"random_states"``: the random streams, so that a resumed run continues them.
+
+A continuation exported by :func:`export_weights` holds only the first four (no optimizer or random state).
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import pickle
-import re
 import zipfile
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from monai_ssl.utils import atomic_path
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "export_weights", "CHECKPOINT_PATTERN",
+__all__ = ["save_checkpoint", "load_checkpoint", "resume_checkpoint", "resumable_objects", "export_weights",
            "PRETRAINING_STATE_FILENAME"]
 
-CHECKPOINT_PATTERN = "checkpoint_iter{iteration:08d}.pt"
+logger = logging.getLogger(__name__)
+
 # a pretraining run's final training state, beside its plain network weights (model.pt)
 PRETRAINING_STATE_FILENAME = "pretext_checkpoint.pt"
-_ITERATION = re.compile(r"checkpoint_iter(\d+)\.pt$")
 
 
 def save_checkpoint(obj: Any, path: str) -> str:
@@ -72,11 +76,53 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     return data
 
 
-def latest_checkpoint(directory: str) -> str | None:
-    """The periodic checkpoint with the highest iteration in ``directory``, or ``None``."""
-    found = [(int(m.group(1)), p) for p in glob.glob(os.path.join(directory, "checkpoint_iter*.pt"))
-             if (m := _ITERATION.search(p))]
-    return max(found)[1] if found else None
+def _iteration(path: str) -> int:
+    return int(load_checkpoint(path).get("trainer", {}).get("iteration", 0))
+
+
+def resume_checkpoint(path: str) -> str | None:
+    """The checkpoint a resumed pretraining run continues from.
+
+    ``path`` itself if it is a checkpoint file (a missing or unreadable file is an error naming it). In a folder,
+    of its periodic checkpoints (``checkpoint_*.pt``, MONAI's ``CheckpointSaver`` names) and its final training
+    state (``pretext_checkpoint.pt``), the one at the highest trainer iteration. ``None`` for a folder with
+    neither, or one that does not exist yet (a first run with ``--resume true``): training starts afresh (logged).
+    """
+    if os.path.isfile(path) or (os.path.splitext(path)[1] and not os.path.isdir(path)):
+        load_checkpoint(path)  # a clear error now rather than torch's in the middle of start-up
+        return path
+    candidates = sorted(glob.glob(os.path.join(path, "checkpoint_*.pt")))
+    final_state = os.path.join(path, PRETRAINING_STATE_FILENAME)
+    if os.path.isfile(final_state):
+        candidates.append(final_state)
+    if not candidates:
+        logger.info("no checkpoint in %s: training starts afresh", path)
+        return None
+    # on a tie (the final state saved at the last periodic checkpoint's iteration), the final state
+    return max(candidates, key=lambda candidate: (_iteration(candidate), candidate == final_state))
+
+
+def resumable_objects(save_dict: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The entries of ``save_dict`` that the checkpoint at ``path`` holds, for MONAI's ``CheckpointLoader``
+    (which fails on any absent key): an exported continuation has no optimizer or random state, and those start
+    afresh (logged)."""
+    checkpoint = load_checkpoint(path)
+    absent = [key for key in save_dict if checkpoint.get(key) is None]
+    if absent:
+        logger.warning("%s holds no %s: %s afresh", path, ", ".join(absent),
+                       "it starts" if len(absent) == 1 else "they start")
+    return {key: value for key, value in save_dict.items() if key not in absent}
+
+
+def _engine_state(trainer: Mapping[str, Any]) -> dict[str, int]:
+    """Ignite's engine state (``epoch_length``, ``iteration``, ``max_epochs``), also from the ``{"epoch",
+    "iteration"}`` of checkpoints written before monai-ssl used MONAI's ``CheckpointSaver``."""
+    if "epoch_length" in trainer:
+        return {k: int(trainer[k]) for k in ("epoch_length", "iteration", "max_epochs") if k in trainer}
+    epoch, iteration = int(trainer["epoch"]), int(trainer["iteration"])
+    if epoch < 1 or iteration % epoch:
+        raise ValueError(f"cannot tell the epoch length from epoch {epoch} and iteration {iteration}.")
+    return {"epoch_length": iteration // epoch, "iteration": iteration, "max_epochs": epoch}
 
 
 def export_weights(checkpoint_path: str, model_path: str, continuation_path: str | None = None) -> dict[str, str]:
@@ -84,9 +130,9 @@ def export_weights(checkpoint_path: str, model_path: str, continuation_path: str
 
     ``model_path`` receives the network's plain ``state_dict`` (float32), what ``network_def`` loads with no
     ``key_in_ckpt`` and what :func:`monai_ssl.load_pretrained` takes. ``continuation_path``, if given, receives
-    the network and heads in float16 with the config and trainer counters but no optimizer state: a compact file
-    from which a run can continue (``PretextCheckpointLoader`` restores float32 weights from it; the optimizer
-    starts afresh).
+    the network and heads in float16 with the config and trainer counters but no optimizer or random state: a
+    compact file from which a run can continue (MONAI's ``CheckpointLoader`` restores float32 weights from it;
+    the optimizer and random streams start afresh).
 
     Returns:
         the written paths by kind.
@@ -98,7 +144,6 @@ def export_weights(checkpoint_path: str, model_path: str, continuation_path: str
         if "heads" not in checkpoint:
             raise ValueError(f"{checkpoint_path} has no task heads; a continuation needs a pretraining checkpoint.")
         continuation = {"model": half(checkpoint["model"]), "heads": half(checkpoint["heads"]),
-                        "config": checkpoint.get("config", {}), "trainer": checkpoint.get("trainer", {}),
-                        "optimizer": None, "scheduler": None}
+                        "config": checkpoint.get("config", {}), "trainer": _engine_state(checkpoint["trainer"])}
         written["continuation"] = save_checkpoint(continuation, continuation_path)
     return written

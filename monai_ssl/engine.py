@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import random
 import sys
 from collections.abc import Hashable, Mapping
@@ -12,29 +11,24 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 from ignite.contrib.handlers import ProgressBar
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
+from ignite.handlers import DiskSaver
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
+from monai.handlers import CheckpointSaver
 from monai.utils import CommonKeys as Keys
 
-from monai_ssl.checkpoint import (
-    CHECKPOINT_PATTERN,
-    PRETRAINING_STATE_FILENAME,
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
-from monai_ssl.version import __version__
 from monai_ssl.pretext_model import PretextModel
+from monai_ssl.utils import atomic_path
 
 __all__ = [
     "prepare_pretext_batch",
     "PretextTrainer",
-    "PretextCheckpointSaver",
-    "PretextCheckpointLoader",
     "PretextProgressBar",
-    "random_states",
-    "restore_random_states",
+    "AtomicCheckpointSaver",
+    "RandomStates",
+    "TrainingConfig",
+    "pretext_save_dict",
 ]
 
 logger = logging.getLogger(__name__)
@@ -137,180 +131,116 @@ def _set_numpy_state(generator: np.random.RandomState, state: Mapping) -> None:
                          state["cached_gaussian"]))
 
 
-def random_states(engine: Engine) -> dict:
-    """The random streams a training run draws from: torch's, numpy's and Python's global generators (the data
-    loader's shuffling and its workers' seeds come from torch's) and each transform's own generator."""
-    version, python_state, gauss = random.getstate()
-    dataset = getattr(getattr(engine, "data_loader", None), "dataset", None)
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": _numpy_state(np.random.mtrand._rand),
-        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss": gauss},
-        "transforms": [_numpy_state(g) for g in _random_generators(dataset)],
-    }
+class RandomStates:
+    """The random streams of a training run, as an entry of a checkpoint's ``save_dict``: torch's, numpy's and
+    Python's global generators (the data loader's shuffling and its workers' seeds come from torch's) and each
+    transform's own generator in the trainer's dataset.
 
-
-def restore_random_states(engine: Engine, states: Mapping) -> None:
-    """Continue the random streams saved by :func:`random_states`, so that a resumed run does not replay them."""
-    torch.set_rng_state(states["torch"])
-    _set_numpy_state(np.random.mtrand._rand, states["numpy"])
-    python = states["python"]
-    random.setstate((python["version"], tuple(int(v) for v in python["state"]), python["gauss"]))
-    generators = _random_generators(getattr(getattr(engine, "data_loader", None), "dataset", None))
-    if len(generators) != len(states["transforms"]):
-        logger.warning("the checkpoint holds %d transform random states, this pipeline has %d: the transforms' "
-                       "random streams start afresh", len(states["transforms"]), len(generators))
-        return
-    for generator, state in zip(generators, states["transforms"]):
-        _set_numpy_state(generator, state)
-
-
-def _checkpoint_state(model: PretextModel, optimizer, lr_scheduler, engine: Engine) -> dict:
-    return {
-        "model": model.network.state_dict(),
-        "heads": model.heads.state_dict(),
-        "config": model.config(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler": lr_scheduler.state_dict() if lr_scheduler is not None else None,
-        "trainer": {"epoch": engine.state.epoch, "iteration": engine.state.iteration,
-                    "epoch_length": engine.state.epoch_length},
-        "random_states": random_states(engine),
-        "monai_ssl_version": __version__,
-    }
-
-
-class PretextCheckpointSaver:
-    """Ignite handler writing monai-ssl checkpoints (see :py:mod:`monai_ssl.checkpoint`), atomically.
-
-    Periodic checkpoints ``checkpoint_iter<N>.pt`` go to ``save_dir`` every ``save_interval`` epochs (or every
-    ``save_interval_iterations`` iterations); the last ``keep_last`` are kept. When training completes, two files
-    are written the way Model Zoo bundles ship weights: ``save_dir/final_filename`` (``model.pt``), the network's
-    plain ``state_dict`` (what ``network_def`` loads, with no ``key_in_ckpt``), and ``save_dir/state_filename``
-    (``pretext_checkpoint.pt``), the full training state (heads, optimizer, scheduler, trainer counters) that
-    :py:class:`PretextCheckpointLoader` resumes from.
+    MONAI's ``CheckpointSaver``/``CheckpointLoader`` save and restore anything with ``state_dict`` and
+    ``load_state_dict``; with this entry, a resumed run continues the streams instead of replaying the first
+    epoch's crops and pseudo-labels.
 
     Args:
-        save_dir: folder of the checkpoints.
-        model: the pretext model.
-        optimizer: its optimizer, saved for resuming.
-        lr_scheduler: an optional scheduler, saved for resuming.
-        save_interval: epochs between periodic checkpoints; 0 disables them.
-        save_interval_iterations: iterations between periodic checkpoints, instead of epochs.
-        keep_last: number of periodic checkpoints kept.
-        final_filename: file name of the final network weights.
-        state_filename: file name of the final training state.
+        trainer: the engine whose ``data_loader.dataset`` holds the transforms; read when saving and loading.
     """
 
-    def __init__(
-        self,
-        save_dir: str,
-        model: PretextModel,
-        optimizer: torch.optim.Optimizer | None = None,
-        lr_scheduler=None,
-        save_interval: int = 1,
-        save_interval_iterations: int | None = None,
-        keep_last: int = 2,
-        final_filename: str = "model.pt",
-        state_filename: str = PRETRAINING_STATE_FILENAME,
-    ) -> None:
-        if save_interval < 0 or (save_interval_iterations is not None and save_interval_iterations < 1):
-            raise ValueError("save_interval must be >= 0 and save_interval_iterations >= 1 (or None).")
-        if keep_last < 1:
-            raise ValueError(f"keep_last must be >= 1, got {keep_last}.")
-        self.save_dir = save_dir
-        self.model = model
-        self.optimizer = optimizer
-        self.lr_scheduler = lr_scheduler
-        self.save_interval = save_interval
-        self.save_interval_iterations = save_interval_iterations
-        self.keep_last = keep_last
-        self.final_filename = final_filename
-        self.state_filename = state_filename
+    def __init__(self, trainer: Engine) -> None:
+        self.trainer = trainer
 
-    def attach(self, engine: Engine) -> None:
-        if self.save_interval_iterations:
-            engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_interval_iterations), self.save)
-        elif self.save_interval:
-            engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.save)
-        engine.add_event_handler(Events.COMPLETED, self.save_final)
+    def _generators(self) -> list[np.random.RandomState]:
+        return _random_generators(getattr(getattr(self.trainer, "data_loader", None), "dataset", None))
 
-    def save(self, engine: Engine) -> str:
-        path = os.path.join(self.save_dir, CHECKPOINT_PATTERN.format(iteration=engine.state.iteration))
-        save_checkpoint(_checkpoint_state(self.model, self.optimizer, self.lr_scheduler, engine), path)
-        periodic = sorted(p for p in os.listdir(self.save_dir) if p.startswith("checkpoint_iter"))
-        for old in periodic[: -self.keep_last]:
-            os.remove(os.path.join(self.save_dir, old))
-        logger.info("saved checkpoint %s", path)
-        return path
+    def state_dict(self) -> dict:
+        version, python_state, gauss = random.getstate()
+        return {
+            "torch": torch.get_rng_state(),
+            "numpy": _numpy_state(np.random.mtrand._rand),
+            "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss": gauss},
+            "transforms": [_numpy_state(g) for g in self._generators()],
+        }
 
-    def save_final(self, engine: Engine) -> str:
-        state = os.path.join(self.save_dir, self.state_filename)
-        save_checkpoint(_checkpoint_state(self.model, self.optimizer, self.lr_scheduler, engine), state)
-        path = os.path.join(self.save_dir, self.final_filename)
-        save_checkpoint(self.model.network.state_dict(), path)
-        logger.info("saved pretrained network %s and training state %s (epoch %d, iteration %d)", path, state,
-                    engine.state.epoch, engine.state.iteration)
-        return path
-
-
-class PretextCheckpointLoader:
-    """Ignite handler resuming a pretext run when the engine starts.
-
-    It restores the network, heads, optimizer and scheduler, and the engine's epoch and iteration, from
-    ``load_path``: a checkpoint file, or a folder, whose latest ``checkpoint_iter<N>.pt`` is used, else its final
-    training state ``pretext_checkpoint.pt``. Training then continues the iteration count, from inside an epoch
-    for a checkpoint taken mid-epoch, so that the iterations trained over all runs equal the budget; nothing is
-    retrained. The random streams (torch, numpy, Python and every transform's generator) continue where the
-    checkpoint left them instead of replaying the first epoch's: resumed at an epoch boundary, a run matches the
-    uninterrupted one. A folder with neither, or one that does not exist yet (a first run with ``resume`` on),
-    starts afresh (logged); a missing checkpoint *file* is an error.
-
-    Args:
-        load_path: checkpoint file or folder.
-        model: the pretext model.
-        optimizer: its optimizer.
-        lr_scheduler: an optional scheduler.
-    """
-
-    def __init__(self, load_path: str, model: PretextModel, optimizer=None, lr_scheduler=None) -> None:
-        self.load_path = load_path
-        self.model = model
-        self.optimizer = optimizer
-        self.lr_scheduler = lr_scheduler
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        as_folder = os.path.isdir(self.load_path) or not os.path.splitext(self.load_path)[1]
-        path = self.load_path
-        if as_folder:
-            final_state = os.path.join(self.load_path, PRETRAINING_STATE_FILENAME)
-            path = latest_checkpoint(self.load_path) or (final_state if os.path.isfile(final_state) else None)
-        if path is None:
-            logger.info("no checkpoint in %s: starting from scratch", self.load_path)
+    def load_state_dict(self, state: Mapping) -> None:
+        torch.set_rng_state(state["torch"])
+        _set_numpy_state(np.random.mtrand._rand, state["numpy"])
+        python = state["python"]
+        random.setstate((python["version"], tuple(int(v) for v in python["state"]), python["gauss"]))
+        generators = self._generators()
+        if len(generators) != len(state["transforms"]):
+            logger.warning("the checkpoint holds %d transform random states, this pipeline has %d: the transforms' "
+                           "random streams start afresh", len(state["transforms"]), len(generators))
             return
-        checkpoint = load_checkpoint(path)
-        self.model.network.load_state_dict(checkpoint["model"])
-        self.model.heads.load_state_dict(checkpoint["heads"])
-        if self.optimizer is not None and checkpoint.get("optimizer") is not None:
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-        if self.lr_scheduler is not None and checkpoint.get("scheduler") is not None:
-            self.lr_scheduler.load_state_dict(checkpoint["scheduler"])
-        iteration = int(checkpoint["trainer"]["iteration"])
-        # the completed epochs: a checkpoint taken mid-epoch resumes inside that epoch (Ignite counts the
-        # iterations left in it from iteration % epoch_length), so the run trains exactly its budget
-        engine.state.iteration = iteration
-        engine.state.epoch = iteration // engine.state.epoch_length
-        if checkpoint.get("random_states") is not None:
-            restore_random_states(engine, checkpoint["random_states"])
-        else:
-            logger.warning("%s holds no random states (an exported continuation): the random streams start afresh",
-                           path)
-        logger.info("resumed from %s at epoch %d, iteration %d", path, engine.state.epoch, engine.state.iteration)
-        if iteration >= engine.state.max_epochs * engine.state.epoch_length:
-            logger.info("the checkpoint already reached max_epochs=%d: nothing to train", engine.state.max_epochs)
-            engine.terminate()
+        for generator, saved in zip(generators, state["transforms"]):
+            _set_numpy_state(generator, saved)
+
+
+class TrainingConfig:
+    """The pretext model's configuration (network class and arguments, tasks, loss weights) as an entry of a
+    checkpoint's ``save_dict``, so that a checkpoint says what it was trained as. Loading checks that the run
+    resumes the same tasks, whose heads it restores.
+
+    Args:
+        model: the pretext model.
+    """
+
+    def __init__(self, model: PretextModel) -> None:
+        self.model = model
+
+    def state_dict(self) -> dict:
+        return self.model.config()
+
+    def load_state_dict(self, state: Mapping) -> None:
+        saved, current = [t["name"] for t in state.get("tasks", [])], list(self.model.tasks)
+        if saved != current:
+            raise ValueError(f"the checkpoint was trained on tasks {saved}, this run has {current}; resume with "
+                             f"--tasks \"{saved}\", or start afresh without --resume.")
+
+
+def pretext_save_dict(model: PretextModel, optimizer: torch.optim.Optimizer, trainer: Engine,
+                      lr_scheduler: Any = None) -> dict:
+    """What a pretraining checkpoint holds, for MONAI's ``CheckpointSaver``/``CheckpointLoader``: the network
+    (``"model"``, MONAI's own key names, so that ``load_pretrained`` and a plain UNet read it), the task heads, the
+    configuration, the optimizer, the trainer (epoch, iteration), the random streams and, if given, the scheduler."""
+    save_dict = {"model": model.network, "heads": model.heads, "config": TrainingConfig(model),
+                 "optimizer": optimizer, "trainer": trainer, "random_states": RandomStates(trainer)}
+    if lr_scheduler is not None:
+        save_dict["scheduler"] = lr_scheduler
+    return save_dict
+
+
+class _AtomicDiskSaver(DiskSaver):
+    """Ignite's ``DiskSaver`` writing through :func:`monai_ssl.utils.atomic_path` (temporary file, fsync, rename;
+    the user's umask), optionally under a fixed file name as MONAI's own saver does."""
+
+    def __init__(self, dirname: str, filename: str | None = None) -> None:
+        super().__init__(dirname=dirname, require_empty=False, atomic=False)
+        self.filename = filename
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        super().__call__(checkpoint, self.filename or filename, metadata)
+
+    def remove(self, filename: str) -> None:
+        super().remove(self.filename or filename)
+
+    def _save_func(self, checkpoint: Mapping, path, func) -> None:
+        with atomic_path(str(path), suffix=".pt") as temporary:
+            func(checkpoint, temporary, **self.kwargs)
+
+
+class AtomicCheckpointSaver(CheckpointSaver):
+    """MONAI's ``CheckpointSaver`` whose files are written atomically.
+
+    What MONAI lacks: it builds its disk savers with ``atomic=False`` (Ignite's atomic mode used to leave files
+    readable by their owner only), so a crash or a full disk during a save leaves a truncated checkpoint under the
+    final name, which a resumed run then fails to read. Here every file is written to a temporary name, synced and
+    renamed (:func:`monai_ssl.utils.atomic_path`), with the user's umask. Arguments and behaviour are otherwise
+    MONAI's; files are saved on rank 0 only, as Ignite's savers do.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
+            if checkpoint is not None:
+                checkpoint.save_handler = _AtomicDiskSaver(self.save_dir, checkpoint.save_handler.filename)
 
 
 class PretextProgressBar:

@@ -35,14 +35,15 @@ def test_config_workflow_runs_and_writes_the_checkpoint(tmp_path):
     weights = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert weights.keys() == flow.parser.get_parsed_content("network_def").state_dict().keys()
     checkpoint = load_checkpoint(str(tmp_path / "models" / "pretext_checkpoint.pt"))
-    assert checkpoint["trainer"] == {"epoch": 1, "iteration": 2, "epoch_length": 2}
+    assert checkpoint["trainer"] == {"epoch_length": 2, "iteration": 2, "max_epochs": 1}  # Ignite's engine state
+    assert set(checkpoint) == {"model", "heads", "config", "optimizer", "trainer", "random_states"}
     assert [t["name"] for t in checkpoint["config"]["tasks"]] == ["jigsaw", "rotation", "colorization",
                                                                    "relative_position"]
     assert all(torch.equal(weights[k], v) for k, v in checkpoint["model"].items())
     args = checkpoint["config"]["network"]["args"]
     UNet(**args).load_state_dict(weights)
     assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
-    assert (tmp_path / "models" / "checkpoint_iter00000002.pt").is_file()
+    assert (tmp_path / "models" / "checkpoint_epoch=1.pt").is_file()  # MONAI CheckpointSaver's periodic file
 
 
 def test_tasks_and_loss_weights_are_overridable(tmp_path):
@@ -58,16 +59,17 @@ def test_resume_continues_the_iteration_count(tmp_path, capfd):
     trainer = flow.parser.get_parsed_content("train#trainer")
     assert trainer.state.iteration == 4 and trainer.state.epoch == 2
     # the bundle's logging.conf logs to stdout
-    assert "checkpoint_iter00000002.pt at epoch 1, iteration 2" in capfd.readouterr().out
-    assert load_checkpoint(str(tmp_path / "models" / "pretext_checkpoint.pt"))["trainer"] == {"epoch": 2, "iteration": 4, "epoch_length": 2}
+    assert "Restored all variables from " + str(tmp_path / "models" / "pretext_checkpoint.pt") in capfd.readouterr().out
+    state = load_checkpoint(str(tmp_path / "models" / "pretext_checkpoint.pt"))["trainer"]
+    assert state == {"epoch_length": 2, "iteration": 4, "max_epochs": 2}
 
 
 def test_resume_from_the_final_training_state_without_periodic_checkpoints(tmp_path, capfd):
     run(tmp_path, save_interval=0)
-    assert not list((tmp_path / "models").glob("checkpoint_iter*.pt"))
+    assert not list((tmp_path / "models").glob("checkpoint_*.pt"))
     flow = run(tmp_path, save_interval=0, resume=True, max_epochs=2)
     assert flow.parser.get_parsed_content("train#trainer").state.iteration == 4
-    assert "pretext_checkpoint.pt at epoch 1, iteration 2" in capfd.readouterr().out
+    assert "Restored all variables from " + str(tmp_path / "models" / "pretext_checkpoint.pt") in capfd.readouterr().out
 
 
 def test_datalist_input_with_relative_paths(tmp_path):

@@ -106,6 +106,6 @@ def test_run_outputs_are_ignored_by_git():
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
     paths = ["outputs/demo/model.pt", "runs/ct/models/model.pt", "bundles/pretext_pretraining/outputs/logs/x",
-             "bundles/brain_mri_segmentation/models/checkpoint_iter00000002.pt"]
+             "bundles/pretext_pretraining/models/checkpoint_epoch=2.pt"]
     result = subprocess.run(["git", "check-ignore", *paths], cwd=REPO, capture_output=True, text=True)
     assert result.stdout.split() == paths

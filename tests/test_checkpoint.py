@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from monai_ssl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from monai_ssl.checkpoint import load_checkpoint, resumable_objects, resume_checkpoint, save_checkpoint
 
 
 def test_save_is_atomic_a_crash_leaves_the_previous_file(tmp_path, monkeypatch):
@@ -43,11 +43,27 @@ def test_plain_state_dict_is_wrapped_and_bad_files_are_reported(tmp_path):
         load_checkpoint(str(tmp_path / "absent.pt"))
 
 
-def test_latest_checkpoint_picks_the_highest_iteration(tmp_path):
-    assert latest_checkpoint(str(tmp_path)) is None
-    for iteration in (8, 120, 16):
-        save_checkpoint({"model": {}}, str(tmp_path / f"checkpoint_iter{iteration:08d}.pt"))
-    assert latest_checkpoint(str(tmp_path)).endswith("checkpoint_iter00000120.pt")
+def test_resume_checkpoint_picks_the_highest_iteration(tmp_path):
+    assert resume_checkpoint(str(tmp_path)) is None
+    assert resume_checkpoint(str(tmp_path / "not_yet_created")) is None  # a first run with --resume true
+    state = lambda iteration: {"model": {}, "trainer": {"epoch_length": 4, "iteration": iteration}}  # noqa: E731
+    for epoch in (2, 30, 4):  # MONAI CheckpointSaver's names; "epoch=30" sorts before "epoch=4"
+        save_checkpoint(state(4 * epoch), str(tmp_path / f"checkpoint_epoch={epoch}.pt"))
+    assert resume_checkpoint(str(tmp_path)).endswith("checkpoint_epoch=30.pt")
+    save_checkpoint(state(120), str(tmp_path / "pretext_checkpoint.pt"))  # the final state, same iteration
+    assert resume_checkpoint(str(tmp_path)).endswith("pretext_checkpoint.pt")
+    (tmp_path / "broken.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="broken.pt is not a readable PyTorch checkpoint"):
+        resume_checkpoint(str(tmp_path / "broken.pt"))
+    with pytest.raises(FileNotFoundError):
+        resume_checkpoint(str(tmp_path / "absent.pt"))
+
+
+def test_resumable_objects_leave_out_what_a_continuation_lacks(tmp_path, caplog):
+    save_checkpoint({"model": {}, "heads": {}, "trainer": {}}, str(tmp_path / "c.pt"))
+    wanted = {"model": 1, "heads": 2, "optimizer": 3, "trainer": 4, "random_states": 5}
+    assert resumable_objects(wanted, str(tmp_path / "c.pt")) == {"model": 1, "heads": 2, "trainer": 4}
+    assert "holds no optimizer, random_states: they start afresh" in caplog.text
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00" * 64 + b"random bytes, not a checkpoint"], ids=["empty", "random"])

@@ -3,12 +3,22 @@ import os
 import torch
 from ignite.engine import Events
 from monai.data import DataLoader, Dataset
-from monai.handlers import LrScheduleHandler
+from monai.handlers import CheckpointLoader, LrScheduleHandler
 from monai.networks.nets import UNet
 
-from monai_ssl import PretextCheckpointLoader, PretextCheckpointSaver, PretextModel, PretextTrainer
-from monai_ssl.checkpoint import load_checkpoint
+from monai_ssl import AtomicCheckpointSaver, PretextModel, PretextTrainer, pretext_save_dict
+from monai_ssl.checkpoint import load_checkpoint, resumable_objects, resume_checkpoint
 from tests.helpers import SMALL_TASKS, UNET_ARGS, phantom_samples, small_unet
+
+
+def attach_checkpoints(trainer, save_dir, save_dict, resume, **saver_args):
+    """The pretraining bundle's checkpoint handlers: MONAI's loader, the training state and model.pt savers."""
+    if resume and (path := resume_checkpoint(str(save_dir))):
+        CheckpointLoader(path, resumable_objects(save_dict, path)).attach(trainer)
+    AtomicCheckpointSaver(str(save_dir), save_dict, save_final=True, final_filename="pretext_checkpoint.pt",
+                          **saver_args).attach(trainer)
+    AtomicCheckpointSaver(str(save_dir), {"model": save_dict["model"]}, save_final=True,
+                          final_filename="model.pt").attach(trainer)
 
 
 def make_trainer(save_dir, max_epochs, resume=False):
@@ -17,11 +27,10 @@ def make_trainer(save_dir, max_epochs, resume=False):
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     # the scheduler steps before the checkpoint is written, so a resumed run starts at the right rate
-    handlers = [LrScheduleHandler(scheduler, print_lr=False),
-                PretextCheckpointSaver(str(save_dir), model, optimizer, scheduler, save_interval=1, keep_last=2)]
-    if resume:
-        handlers.insert(0, PretextCheckpointLoader(str(save_dir), model, optimizer, scheduler))
-    trainer = PretextTrainer("cpu", max_epochs, loader, model, optimizer, train_handlers=handlers)
+    trainer = PretextTrainer("cpu", max_epochs, loader, model, optimizer,
+                             train_handlers=[LrScheduleHandler(scheduler, print_lr=False)])
+    attach_checkpoints(trainer, save_dir, pretext_save_dict(model, optimizer, trainer, scheduler), resume,
+                       save_interval=1, n_saved=2)
     return trainer, model, optimizer
 
 
@@ -29,14 +38,14 @@ def test_training_writes_checkpoints_in_the_documented_format(tmp_path):
     trainer, model, _ = make_trainer(tmp_path, max_epochs=3)
     trainer.run()
     assert trainer.state.iteration == 6
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint_iter00000004.pt", "checkpoint_iter00000006.pt", "model.pt",
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint_epoch=2.pt", "checkpoint_epoch=3.pt", "model.pt",
                                             "pretext_checkpoint.pt"]
     # model.pt: the network's plain state_dict (Model Zoo layout); the training state is pretext_checkpoint.pt
     weights = torch.load(tmp_path / "model.pt", weights_only=True)
     assert weights.keys() == model.network.state_dict().keys()
     checkpoint = load_checkpoint(str(tmp_path / "pretext_checkpoint.pt"))
-    assert set(checkpoint) >= {"model", "heads", "config", "optimizer", "scheduler", "trainer"}
-    assert checkpoint["trainer"] == {"epoch": 3, "iteration": 6, "epoch_length": 2}
+    assert set(checkpoint) == {"model", "heads", "config", "optimizer", "scheduler", "trainer", "random_states"}
+    assert checkpoint["trainer"] == {"epoch_length": 2, "iteration": 6, "max_epochs": 3}
     assert [t["name"] for t in checkpoint["config"]["tasks"]] == [t["name"] for t in SMALL_TASKS]
     # MONAI's own key names: the same architecture loads it strictly, without the pretext model
     fresh = UNet(**UNET_ARGS)
@@ -49,7 +58,7 @@ def test_training_writes_checkpoints_in_the_documented_format(tmp_path):
 def test_resume_continues_the_iteration_count_and_optimizer_state(tmp_path):
     first, _, _ = make_trainer(tmp_path, max_epochs=2)
     first.run()
-    saved = load_checkpoint(str(tmp_path / "checkpoint_iter00000004.pt"))
+    saved = load_checkpoint(str(tmp_path / "pretext_checkpoint.pt"))
 
     resumed, model, optimizer = make_trainer(tmp_path, max_epochs=3, resume=True)
     seen = []
@@ -86,10 +95,8 @@ def make_shuffled_trainer(save_dir, max_epochs, resume=False, **saver_args):
     model = PretextModel(small_unet(), SMALL_TASKS)
     loader = DataLoader(Dataset(phantom_samples(8), transform=model.transform()), batch_size=2, shuffle=True)
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-    handlers = [PretextCheckpointSaver(str(save_dir), model, optimizer, **saver_args)]
-    if resume:
-        handlers.insert(0, PretextCheckpointLoader(str(save_dir), model, optimizer))
-    trainer = PretextTrainer("cpu", max_epochs, loader, model, optimizer, train_handlers=handlers)
+    trainer = PretextTrainer("cpu", max_epochs, loader, model, optimizer)
+    attach_checkpoints(trainer, save_dir, pretext_save_dict(model, optimizer, trainer), resume, **saver_args)
     labels = []
     trainer.add_event_handler(Events.ITERATION_COMPLETED,
                               lambda engine: labels.append(engine.state.batch["rotation_label"].tolist()))
@@ -113,12 +120,13 @@ def test_a_run_resumed_at_an_epoch_boundary_equals_the_uninterrupted_run(tmp_pat
 
 def test_a_checkpoint_taken_mid_epoch_resumes_inside_that_epoch(tmp_path):
     """Saved at iteration 3 of 4 and interrupted: the resumed run trains the remaining 5 of the 8 iterations."""
-    first, _, _ = make_shuffled_trainer(tmp_path, max_epochs=2, save_interval_iterations=3)
+    first, _, _ = make_shuffled_trainer(tmp_path, max_epochs=2, save_interval=3, epoch_level=False)
     first.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda engine: engine.terminate())
     first.run()
-    assert sorted(os.listdir(tmp_path))[0] == "checkpoint_iter00000003.pt"
+    assert sorted(os.listdir(tmp_path))[0] == "checkpoint_iteration=3.pt"
     os.remove(tmp_path / "pretext_checkpoint.pt")  # the interruption: only the periodic checkpoint is there
-    resumed, _, labels = make_shuffled_trainer(tmp_path, max_epochs=2, resume=True, save_interval_iterations=3)
+    resumed, _, labels = make_shuffled_trainer(tmp_path, max_epochs=2, resume=True, save_interval=3,
+                                               epoch_level=False)
     iterations = []
     resumed.add_event_handler(Events.ITERATION_STARTED, lambda engine: iterations.append(engine.state.iteration))
     resumed.run()

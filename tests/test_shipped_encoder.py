@@ -6,7 +6,7 @@ import os
 import torch
 from monai.bundle import ConfigParser
 
-from monai_ssl import PretextCheckpointLoader, PretextModel, load_pretrained
+from monai_ssl import PretextModel, load_pretrained
 from monai_ssl.bundle import shipped_encoder_path
 from monai_ssl.evaluation import score_checkpoint
 from tests.conftest import shared_path
@@ -32,16 +32,24 @@ def test_model_pt_is_a_plain_state_dict_of_network_def_within_10_mb():
 
 
 def test_continuation_checkpoint_restores_float32_weights_and_heads():
-    checkpoint = torch.load(MODELS / "pretext_checkpoint.pt", weights_only=True)
-    assert checkpoint["optimizer"] is None and checkpoint["trainer"]["iteration"] > 0
-    model = PretextModel(bundle_network(PRETRAINING), checkpoint["config"]["tasks"])
+    """MONAI's CheckpointLoader resumes from it: weights in float32, trainer counters; no optimizer or random
+    state, which start afresh."""
     from ignite.engine import Engine
+    from monai.handlers import CheckpointLoader
 
+    from monai_ssl.checkpoint import resumable_objects
+    from monai_ssl.engine import pretext_save_dict
+
+    path = str(MODELS / "pretext_checkpoint.pt")
+    checkpoint = torch.load(path, weights_only=True)
+    assert set(checkpoint) == {"model", "heads", "config", "trainer"} and checkpoint["trainer"]["iteration"] > 0
+    model = PretextModel(bundle_network(PRETRAINING), checkpoint["config"]["tasks"])
     engine = Engine(lambda *_: None)
-    engine.state.max_epochs, engine.state.epoch_length = 10**6, 100
-    PretextCheckpointLoader(str(MODELS / "pretext_checkpoint.pt"), model)(engine)
+    engine.state.max_epochs = 10**6
+    save_dict = pretext_save_dict(model, torch.optim.AdamW(model.parameters()), engine)
+    CheckpointLoader(path, resumable_objects(save_dict, path))(engine)
     assert engine.state.iteration == checkpoint["trainer"]["iteration"]
-    assert engine.state.epoch == checkpoint["trainer"]["iteration"] // 100
+    assert engine.state.epoch == checkpoint["trainer"]["iteration"] // checkpoint["trainer"]["epoch_length"]
     assert all(p.dtype == torch.float32 for p in model.parameters())
     shipped = torch.load(MODELS / "model.pt", weights_only=True)
     for key, value in model.network.state_dict().items():
