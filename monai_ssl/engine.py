@@ -138,7 +138,8 @@ class RandomStates:
 
     MONAI's ``CheckpointSaver``/``CheckpointLoader`` save and restore anything with ``state_dict`` and
     ``load_state_dict``; with this entry, a resumed run continues the streams instead of replaying the first
-    epoch's crops and pseudo-labels.
+    epoch's crops and pseudo-labels. Under ``torch.distributed`` the checkpoint holds rank 0's streams (rank 0
+    alone saves); rank 0 continues them and every other rank branches off with a seed of its own.
 
     Args:
         trainer: the engine whose ``data_loader.dataset`` holds the transforms; read when saving and loading.
@@ -168,9 +169,24 @@ class RandomStates:
         if len(generators) != len(state["transforms"]):
             logger.warning("the checkpoint holds %d transform random states, this pipeline has %d: the transforms' "
                            "random streams start afresh", len(state["transforms"]), len(generators))
-            return
-        for generator, saved in zip(generators, state["transforms"]):
-            _set_numpy_state(generator, saved)
+        else:
+            for generator, saved in zip(generators, state["transforms"]):
+                _set_numpy_state(generator, saved)
+        rank = _distributed_rank()
+        if rank > 0:
+            # rank 0 alone saves, so these are its streams: every other rank branches off them with its own seed,
+            # or all ranks would draw the same crops and pseudo-labels after a resume
+            seed = (int(torch.randint(2**31 - 1, (1,)).item()) + rank) % 2**31
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            random.seed(seed)
+            for index, generator in enumerate(generators):
+                generator.seed((seed + 1 + index) % 2**32)
+
+
+def _distributed_rank() -> int:
+    distributed = torch.distributed
+    return distributed.get_rank() if distributed.is_available() and distributed.is_initialized() else 0
 
 
 class TrainingConfig:

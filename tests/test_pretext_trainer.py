@@ -133,3 +133,22 @@ def test_a_checkpoint_taken_mid_epoch_resumes_inside_that_epoch(tmp_path):
     assert iterations == [4, 5, 6, 7, 8]
     assert (resumed.state.epoch, resumed.state.iteration) == (2, 8)
     assert load_checkpoint(str(tmp_path / "pretext_checkpoint.pt"))["trainer"]["iteration"] == 8
+
+
+def test_after_a_distributed_resume_each_rank_draws_its_own_stream(monkeypatch):
+    """Rank 0 alone saves the random states; rank 0 continues them, another rank branches off with its own seed,
+    the same for the same checkpoint and rank."""
+    from monai_ssl import engine as engine_module
+    from monai_ssl.engine import RandomStates
+
+    trainer, _, _ = make_shuffled_trainer("/nonexistent", max_epochs=1)
+    states = RandomStates(trainer)
+    saved = states.state_dict()
+    draws = {}
+    for rank in (0, 1, 1, 2):
+        monkeypatch.setattr(engine_module, "_distributed_rank", lambda rank=rank: rank)
+        states.load_state_dict(saved)
+        draws.setdefault(rank, []).append((torch.rand(3).tolist(), [g.randint(1000) for g in states._generators()]))
+    assert draws[1][0] == draws[1][1]  # deterministic per rank
+    assert len({str(d[0]) for d in (draws[0][0], draws[1][0], draws[2][0])}) == 3
+    assert len({str(d[1]) for d in (draws[0][0], draws[1][0], draws[2][0])}) == 3
