@@ -41,6 +41,9 @@ def _index(args: argparse.Namespace) -> int:
                             report_paths=args.report_paths)
     print(summary.text())
     print(f"datalist: {summary.datalist_path}\nreport: {summary.report_path}")
+    if summary.nothing_accepted():  # an empty datalist is a failure, not a success to build on
+        print(f"monai-ssl index: {summary.nothing_accepted()}", file=sys.stderr)
+        return 1
     return 0
 
 

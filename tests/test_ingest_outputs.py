@@ -200,3 +200,20 @@ def test_outputs_follow_the_umask_so_a_team_can_read_them(archive, tmp_path):
     written = [p for p in (tmp_path / "index").rglob("*") if p.is_file()]
     assert any(p.suffix == ".gz" for p in written) and out in written
     assert {p.name: oct(p.stat().st_mode)[-3:] for p in written} == {p.name: "644" for p in written}
+
+
+def test_an_index_that_accepts_nothing_exits_non_zero_with_the_reasons(tmp_path):
+    """An empty datalist is not a success to pretrain on: the command fails and says why."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for index in range(3):
+        (archive / f"notes{index}.txt").write_text("not an image")
+    (archive / "empty.dcm").write_bytes(b"")
+    (tmp_path / "salt").write_text("s")
+    result = subprocess.run([sys.executable, "-m", "monai_ssl", "index", str(archive), "--out",
+                             str(tmp_path / "list.json"), "--salt-file", str(tmp_path / "salt")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("monai-ssl index: no series accepted from 4 files; the commonest reasons: "
+                                "not_dicom (3), empty_file (1).")

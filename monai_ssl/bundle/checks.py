@@ -172,6 +172,8 @@ def check_segmentation_setup(
         files: ``(training, validation)`` lists of ``{"image", "label"}``.
         label_names: label name to value; values must be ``0 .. len - 1``.
 
+    Every label is read once: labelled sets are small in the setting this bundle is for.
+
     Raises:
         ValueError: naming the setting to change: ``roi_size`` not a multiple of the downsampling,
             ``in_channels`` different from the images' channels, label values out of range.
@@ -213,8 +215,8 @@ def check_segmentation_weights(path: str) -> str:
         raise FileNotFoundError(f"no segmentation weights at {path}; train first (configs/train.json), or pass "
                                 "--ckpt_dir with the folder holding the fine-tuned model.pt.")
     refuse = (f"{path} holds weights of the pretext_pretraining bundle, not a segmentation model; fine-tune them "
-              "first (configs/train.json --use_pretrained true --pretrained_path {path}), then evaluate that run's "
-              "model.pt.").replace("{path}", path)
+              f"first (configs/train.json --use_pretrained true --pretrained_path {path}), then evaluate that run's "
+              "model.pt.")
     if os.path.isfile(os.path.join(os.path.dirname(path), PRETRAINING_STATE_FILENAME)):
         raise ValueError(refuse)
     if "heads" in load_checkpoint(path):

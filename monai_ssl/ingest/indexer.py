@@ -53,6 +53,16 @@ class IndexSummary:
         lines += [f"  {reason}: {count}" for reason, count in sorted(self.skipped.items())]
         return "\n".join(lines)
 
+    def nothing_accepted(self) -> str:
+        """Why the index is empty, naming the three commonest skip reasons; ``""`` when it is not empty."""
+        if self.accepted:
+            return ""
+        if not self.skipped:
+            return f"no series accepted: no DICOM or NIfTI file among the {self.files} files examined."
+        top = ", ".join(f"{reason} ({count})" for reason, count in self.skipped.most_common(3))
+        return (f"no series accepted from {self.files} files; the commonest reasons: {top}. The report lists every "
+                f"skipped item: {self.report_path}")
+
 
 SALT_ENVIRONMENT_VARIABLE = "MONAI_SSL_SALT"
 SALT_FILE_ENVIRONMENT_VARIABLE = "MONAI_SSL_SALT_FILE"
