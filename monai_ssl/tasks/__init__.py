@@ -4,7 +4,7 @@ Adding a task means adding one module with a :py:class:`PretextTask` subclass de
 ``@register_task``, and importing it here.
 """
 
-from monai_ssl.tasks.base import ClassificationTask, PretextTask, SiameseClassificationTask
+from monai_ssl.tasks.base import ClassificationTask, DenseRestorationTask, PretextTask, SiameseClassificationTask
 from monai_ssl.tasks.registry import create_task, list_tasks, register_task
 
 # registration order is the order of list_tasks()
@@ -12,13 +12,16 @@ from monai_ssl.tasks.jigsaw import JigsawTask  # noqa: E402  isort: skip
 from monai_ssl.tasks.rotation import RotationTask  # noqa: E402  isort: skip
 from monai_ssl.tasks.colorization import ColorizationTask  # noqa: E402  isort: skip
 from monai_ssl.tasks.relative_position import RelativePositionTask  # noqa: E402  isort: skip
+from monai_ssl.tasks.restoration import RestorationTask  # noqa: E402  isort: skip
 
 __all__ = [
     "ClassificationTask",
     "ColorizationTask",
+    "DenseRestorationTask",
     "JigsawTask",
     "PretextTask",
     "RelativePositionTask",
+    "RestorationTask",
     "RotationTask",
     "SiameseClassificationTask",
     "create_task",

@@ -9,10 +9,11 @@ import torch
 from monai.transforms import Compose, CopyItemsd, MapTransform
 from torch import nn
 
+from monai_ssl.losses import RestorationLoss
 from monai_ssl.networks.adapters import EncoderAdapter
-from monai_ssl.networks.heads import ClassificationHead, pool_features
+from monai_ssl.networks.heads import ClassificationHead, DenseHead, pool_features
 
-__all__ = ["PretextTask", "ClassificationTask", "SiameseClassificationTask"]
+__all__ = ["PretextTask", "ClassificationTask", "SiameseClassificationTask", "DenseRestorationTask"]
 
 Batch = Mapping[Hashable, Any]
 
@@ -121,3 +122,52 @@ class SiameseClassificationTask(PretextTask):
         adapter.check_input_size(patches.shape[3:])
         features = pool_features(adapter.encode(patches.flatten(0, 1))[-1])
         return head(features.reshape(batch_size, num_patches * features.shape[1]))
+
+
+class DenseRestorationTask(PretextTask):
+    """A degraded volume through the *whole* network (encoder and decoder), and a 1x1x1 convolution from the
+    network's output channels to the image's channels; the loss compares the restoration with the original
+    (``RestorationLoss``). The held-out score is the restoration's squared error as a fraction of the degraded
+    input's, so 1 is doing nothing and 0 a perfect restoration.
+
+    Subclasses set ``task_transform``, writing the degraded volume to ``input_key`` and the original to
+    ``label_key`` (``<name>_target``).
+
+    Args:
+        source_key: key of the volume.
+        loss: ``"mse"`` or ``"l1"``.
+        kwargs: the task transform's arguments, recorded in :py:meth:`config`.
+    """
+
+    trains = "encoder, decoder and final layer"
+
+    def __init__(self, source_key: str = "image", loss: str = "mse", **kwargs: Any) -> None:
+        super().__init__(source_key, loss=loss, **kwargs)
+        self.label_key = f"{self.name}_target"
+        self.loss = RestorationLoss(loss)
+        self.score_name = "mse_ratio"
+
+    def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
+        divisor = adapter.downsampling
+        if any(r % divisor for r in roi_size):
+            raise ValueError(f"{self.name} runs the whole network on roi_size {list(roi_size)}; use multiples of "
+                             f"{divisor} (the network's total downsampling).")
+
+    def build_head(self, adapter: EncoderAdapter) -> nn.Module:
+        return DenseHead(adapter.spatial_dims, adapter.out_channels, adapter.in_channels)
+
+    def predict(self, adapter: EncoderAdapter, head: nn.Module, batch: Batch) -> torch.Tensor:
+        return head(adapter.network(batch[self.input_key]))
+
+    def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
+        return None
+
+    def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
+        """The squared error of the restoration and of the degraded input itself (the identity baseline)."""
+        target = batch[self.label_key]
+        restoration = float(((prediction.float() - target) ** 2).sum())
+        identity = float(((batch[self.input_key].float() - target) ** 2).sum())
+        return restoration, identity
+
+    def chance_score(self) -> float:
+        return 1.0

@@ -20,6 +20,12 @@ from monai_ssl.transforms.relative_position import (
     RandRelativePatchPositionDict,
     neighbour_offsets,
 )
+from monai_ssl.transforms.restoration import (
+    RandRestorationDegradation,
+    RandRestorationDegradationd,
+    RandRestorationDegradationD,
+    RandRestorationDegradationDict,
+)
 from monai_ssl.transforms.synthesis import (
     RandLabelMapSynthesis,
     RandLabelMapSynthesisd,
@@ -46,6 +52,10 @@ __all__ = [
     "RandRelativePatchPositiond",
     "RandRelativePatchPositionD",
     "RandRelativePatchPositionDict",
+    "RandRestorationDegradation",
+    "RandRestorationDegradationd",
+    "RandRestorationDegradationD",
+    "RandRestorationDegradationDict",
     "RandSliceRotation",
     "RandSliceRotationd",
     "RandSliceRotationD",
