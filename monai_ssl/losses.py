@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+from monai.losses import ContrastiveLoss
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["JigsawLoss", "RestorationLoss", "MultiTaskLoss"]
+__all__ = ["JigsawLoss", "RestorationLoss", "GatheredContrastiveLoss", "MultiTaskLoss"]
 
 
 class JigsawLoss(nn.Module):
@@ -64,6 +65,45 @@ class RestorationLoss(nn.Module):
         if prediction.shape != target.shape:
             raise ValueError(f"prediction shape {tuple(prediction.shape)} differs from target {tuple(target.shape)}.")
         return F.mse_loss(prediction, target) if self.kind == "mse" else F.l1_loss(prediction, target)
+
+
+def _gather_with_gradients(features: torch.Tensor) -> torch.Tensor:
+    """``features`` of every process, concatenated in rank order, differentiable with respect to this process's
+    part; unchanged outside ``torch.distributed``."""
+    distributed = torch.distributed
+    if not (distributed.is_available() and distributed.is_initialized()) or distributed.get_world_size() == 1:
+        return features
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(features), dim=0)
+
+
+class GatheredContrastiveLoss(nn.Module):
+    """SimCLR's NT-Xent loss (MONAI's ``ContrastiveLoss``) over the pairs of *every* process.
+
+    Under ``torch.distributed`` each process holds part of the batch; its projections are gathered from all ranks
+    with gradients (``torch.distributed.nn.functional.all_gather``), so every pair is contrasted with the negatives
+    of the whole global batch and the loss equals that of one process holding the concatenated batch. Each rank
+    computes that same loss; the gather's backward sums the ranks' gradients, and DDP's averaging brings them back
+    to the single-process gradient.
+
+    Args:
+        temperature: softmax temperature of the cosine similarities, > 0 (SimCLR: 0.1 to 0.5).
+    """
+
+    def __init__(self, temperature: float = 0.5) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        self.temperature = float(temperature)
+        self.contrastive = ContrastiveLoss(temperature=self.temperature)
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """``first[i]`` and ``second[i]``, ``(B, F)``, are the two views of sample ``i``."""
+        if first.shape != second.shape or first.ndim != 2:
+            raise ValueError(f"expected two (B, F) tensors of one shape, got {tuple(first.shape)} and "
+                             f"{tuple(second.shape)}.")
+        return self.contrastive(_gather_with_gradients(first), _gather_with_gradients(second))
 
 
 class MultiTaskLoss(nn.Module):

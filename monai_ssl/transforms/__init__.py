@@ -6,6 +6,12 @@ from monai_ssl.transforms.colorization import (
     RandIntensityColorizationD,
     RandIntensityColorizationDict,
 )
+from monai_ssl.transforms.contrastive import (
+    RandContrastiveViews,
+    RandContrastiveViewsd,
+    RandContrastiveViewsD,
+    RandContrastiveViewsDict,
+)
 from monai_ssl.transforms.jigsaw import (
     RandVolumeJigsaw,
     RandVolumeJigsawd,
@@ -40,6 +46,10 @@ from monai_ssl.transforms.rotation import (
 )
 
 __all__ = [
+    "RandContrastiveViews",
+    "RandContrastiveViewsd",
+    "RandContrastiveViewsD",
+    "RandContrastiveViewsDict",
     "RandIntensityColorization",
     "RandIntensityColorizationd",
     "RandIntensityColorizationD",
