@@ -13,19 +13,22 @@ from monai_ssl.tasks.rotation import RotationTask  # noqa: E402  isort: skip
 from monai_ssl.tasks.colorization import ColorizationTask  # noqa: E402  isort: skip
 from monai_ssl.tasks.relative_position import RelativePositionTask  # noqa: E402  isort: skip
 from monai_ssl.tasks.restoration import RestorationTask  # noqa: E402  isort: skip
-from monai_ssl.tasks.contrastive import ContrastiveTask  # noqa: E402  isort: skip
+from monai_ssl.tasks.contrastive import ContrastiveTask, TwoViewTask  # noqa: E402  isort: skip
+from monai_ssl.tasks.exemplar import ExemplarTask  # noqa: E402  isort: skip
 
 __all__ = [
     "ClassificationTask",
     "ColorizationTask",
     "ContrastiveTask",
     "DenseRestorationTask",
+    "ExemplarTask",
     "JigsawTask",
     "PretextTask",
     "RelativePositionTask",
     "RestorationTask",
     "RotationTask",
     "SiameseClassificationTask",
+    "TwoViewTask",
     "create_task",
     "list_tasks",
     "register_task",

@@ -14,11 +14,56 @@ from monai_ssl.tasks.base import Batch, PretextTask
 from monai_ssl.tasks.registry import register_task
 from monai_ssl.transforms import RandContrastiveViewsd
 
-__all__ = ["ContrastiveTask"]
+__all__ = ["TwoViewTask", "ContrastiveTask"]
+
+
+class TwoViewTask(PretextTask):
+    """Two augmented views of each volume (:py:class:`~monai_ssl.transforms.RandContrastiveViewsd`) through the
+    shared encoder; their pooled deepest features through an MLP to ``output_size`` values, ``(B, 2, D)``.
+    Subclasses set the loss and the score on these embeddings.
+
+    Args:
+        source_key: key of the volume.
+        output_size: size of the embeddings the loss compares.
+        view_args: arguments of :py:class:`~monai_ssl.transforms.RandContrastiveViewsd`.
+        kwargs: the subclass's own arguments, recorded in :py:meth:`config`.
+    """
+
+    trains = "encoder (shared across views)"
+
+    def __init__(self, source_key: str, output_size: int, view_args: dict, **kwargs) -> None:
+        super().__init__(source_key, **kwargs, **view_args)
+        self.task_transform = RandContrastiveViewsd(keys=self.input_key, **view_args)
+        self.output_size = int(output_size)
+
+    def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
+        view = self.task_transform.views.view_size
+        if any(v > r for v, r in zip(view, roi_size)):
+            raise ValueError(f"the {self.name} view_size {list(view)} is larger than roi_size {list(roi_size)}; use "
+                             "a smaller view_size.")
+        adapter.check_input_size(view)
+
+    def build_head(self, adapter: EncoderAdapter) -> nn.Module:
+        return ClassificationHead(adapter.feature_channels, self.output_size)
+
+    def predict(self, adapter: EncoderAdapter, head: nn.Module, batch: Batch) -> torch.Tensor:
+        """The embeddings of both views, ``(B, 2, output_size)``."""
+        views = batch[self.input_key]
+        batch_size = views.shape[0]
+        adapter.check_input_size(views.shape[3:])
+        features = pool_features(adapter.encode(views.flatten(0, 1))[-1])
+        return head(features).reshape(batch_size, 2, -1)
+
+    def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
+        correct, total = self.score_counts(prediction, batch)
+        return correct / total if total else None
+
+    def chance_score(self) -> float:
+        return 0.5
 
 
 @register_task
-class ContrastiveTask(PretextTask):
+class ContrastiveTask(TwoViewTask):
     """SimCLR (Chen et al., ICML 2020) on 3D volumes: both views go through the shared encoder, their pooled
     deepest features through a projection MLP, and :py:class:`~monai_ssl.losses.GatheredContrastiveLoss` (NT-Xent)
     pulls each pair together against the other samples of the batch, gathered from every process under DDP.
@@ -35,40 +80,15 @@ class ContrastiveTask(PretextTask):
     """
 
     name = "contrastive"
-    trains = "encoder (shared across views)"
 
     def __init__(self, source_key: str = "image", temperature: float = 0.5, projection_dim: int = 128,
                  **kwargs) -> None:
-        super().__init__(source_key, temperature=temperature, projection_dim=projection_dim, **kwargs)
-        self.task_transform = RandContrastiveViewsd(keys=self.input_key, **kwargs)
-        self.projection_dim = int(projection_dim)
+        super().__init__(source_key, projection_dim, kwargs, temperature=temperature, projection_dim=projection_dim)
         self.loss = GatheredContrastiveLoss(temperature)
         self.score_name = "pair_accuracy"
 
-    def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
-        view = self.task_transform.views.view_size
-        if any(v > r for v, r in zip(view, roi_size)):
-            raise ValueError(f"the contrastive view_size {list(view)} is larger than roi_size {list(roi_size)}; use "
-                             "a smaller view_size.")
-        adapter.check_input_size(view)
-
-    def build_head(self, adapter: EncoderAdapter) -> nn.Module:
-        return ClassificationHead(adapter.feature_channels, self.projection_dim)
-
-    def predict(self, adapter: EncoderAdapter, head: nn.Module, batch: Batch) -> torch.Tensor:
-        """The projections of both views, ``(B, 2, projection_dim)``."""
-        views = batch[self.input_key]
-        batch_size = views.shape[0]
-        adapter.check_input_size(views.shape[3:])
-        features = pool_features(adapter.encode(views.flatten(0, 1))[-1])
-        return head(features).reshape(batch_size, 2, -1)
-
     def compute_loss(self, prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
         return self.loss(prediction[:, 0], prediction[:, 1])
-
-    def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
-        correct, total = self.score_counts(prediction, batch)
-        return correct / total if total else None
 
     def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
         """``(views closer to their own pair than to the next sample's other view, views)``; none for a batch of
@@ -80,6 +100,3 @@ class ContrastiveTask(PretextTask):
         correct = ((first * second.roll(1, 0)).sum(1) < positive).sum() + (
             (second * first.roll(1, 0)).sum(1) < positive).sum()
         return float(correct), float(2 * prediction.shape[0])
-
-    def chance_score(self) -> float:
-        return 0.5
