@@ -15,8 +15,10 @@ from monai_ssl.tasks.relative_position import RelativePositionTask  # noqa: E402
 from monai_ssl.tasks.restoration import RestorationTask  # noqa: E402  isort: skip
 from monai_ssl.tasks.contrastive import ContrastiveTask, TwoViewTask  # noqa: E402  isort: skip
 from monai_ssl.tasks.exemplar import ExemplarTask  # noqa: E402  isort: skip
+from monai_ssl.tasks.cpc import CPCTask  # noqa: E402  isort: skip
 
 __all__ = [
+    "CPCTask",
     "ClassificationTask",
     "ColorizationTask",
     "ContrastiveTask",

@@ -12,6 +12,7 @@ from monai_ssl.transforms.contrastive import (
     RandContrastiveViewsD,
     RandContrastiveViewsDict,
 )
+from monai_ssl.transforms.cpc import RandCPCPatches, RandCPCPatchesd, RandCPCPatchesD, RandCPCPatchesDict
 from monai_ssl.transforms.jigsaw import (
     RandVolumeJigsaw,
     RandVolumeJigsawd,
@@ -46,6 +47,10 @@ from monai_ssl.transforms.rotation import (
 )
 
 __all__ = [
+    "RandCPCPatches",
+    "RandCPCPatchesd",
+    "RandCPCPatchesD",
+    "RandCPCPatchesDict",
     "RandContrastiveViews",
     "RandContrastiveViewsd",
     "RandContrastiveViewsD",

@@ -1,0 +1,46 @@
+"""The registered 3D CPC task: shapes, InfoNCE, score and the bundle."""
+
+import math
+
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+from monai.data import DataLoader, Dataset
+
+from monai_ssl import PretextModel, create_task, list_tasks
+from tests.helpers import PRETRAINING, TINY_PRETRAINING, outputs, phantom_samples, small_unet
+
+
+def test_registered_and_predicts_every_target_cube():
+    assert "cpc" in list_tasks()
+    model = PretextModel(small_unet(), [{"name": "cpc", "args": {"patch_size": 8, "grid": 4}}])
+    batch = next(iter(DataLoader(Dataset(phantom_samples(2, 32), transform=model.transform()), batch_size=2)))
+    prediction = model(batch)["cpc"]
+    assert prediction.shape == (2, 32, 2, 32)  # 2 target rows of 4 x 4 cubes; the tiny UNet's 32 channels
+    loss = model.compute_loss(model(batch), batch)
+    assert float(loss) == pytest.approx(math.log(64), abs=1.0)  # near chance among the 64 targets at the start
+    loss.backward()
+
+
+def test_infonce_and_score_reward_predictions_that_find_their_own_target():
+    task = create_task("cpc", patch_size=8, temperature=0.1)
+    targets = torch.nn.functional.one_hot(torch.arange(6)).float().reshape(2, 3, 6)  # 6 orthogonal encodings
+    perfect = torch.stack([targets, targets], dim=2)
+    wrong = torch.stack([targets.roll(1, 0), targets], dim=2)  # predicting the other sample's target
+    assert float(task.compute_loss(perfect, {})) < 1e-3
+    assert float(task.compute_loss(wrong, {})) > 5.0
+    assert task.score_counts(perfect, {}) == (6.0, 6.0) and task.score_counts(wrong, {}) == (0.0, 6.0)
+    assert task.score_counts(perfect[:1], {}) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        create_task("cpc", temperature=0.0)
+
+
+def test_the_pretraining_bundle_runs_it(tmp_path):
+    flow = ConfigWorkflow(config_file=str(PRETRAINING / "train.json"), workflow_type="train",
+                          **{**TINY_PRETRAINING, **outputs(tmp_path), "tasks": ["cpc"],
+                             "task_args#cpc": {"patch_size": [8, 8, 8], "grid": [4, 4, 4]}})
+    flow.initialize()
+    flow.run()
+    checkpoint = torch.load(tmp_path / "models" / "pretext_checkpoint.pt", weights_only=True)
+    assert checkpoint["config"]["tasks"][0]["name"] == "cpc"
+    assert any(k.startswith("cpc.predictors.") for k in checkpoint["heads"])
