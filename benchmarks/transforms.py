@@ -2,7 +2,8 @@
 
 Each transform's median time is divided by the median time of ``torch.clone`` of the same volume, measured in
 the same run, so the ratios compare across machines. MONAI's ``RandCoarseShuffle`` is measured the same way for
-reference. Goals: 3x or less for jigsaw, rotation and relative position; 6x or less for colorization remap.
+reference. Goals: 3x or less, 6x for colorization remap; restoration and the contrastive views miss it (see
+``GOALS`` for why).
 
 Run: ``python benchmarks/transforms.py [--repeats N]``
 """
@@ -18,13 +19,21 @@ import torch
 from monai.transforms import RandCoarseShuffle
 
 from monai_ssl.transforms import (
+    RandContrastiveViews,
+    RandCPCPatches,
     RandIntensityColorization,
     RandRelativePatchPosition,
+    RandRestorationDegradation,
     RandSliceRotation,
     RandVolumeJigsaw,
 )
 
-GOALS = {"jigsaw": 3.0, "rotation": 3.0, "relative_position": 3.0, "colorization_remap": 6.0}
+# Restoration and the contrastive views miss 3x, by MONAI's transforms they are built on (each part alone, x clone,
+# 2026-11-23, 2 cores): out-painting 15.3x (RandCoarseDropout fills everything outside its boxes with float64
+# numpy noise), remap 5.9x, local shuffling 3.6x; two 96^3 views: Gaussian blur 135x (GaussianSmooth, one
+# thread), Gaussian noise 44x (float64 numpy normal), intensity 9.8x, crop and flips 7.3x. Kept as MONAI's.
+GOALS = {"jigsaw": 3.0, "rotation": 3.0, "relative_position": 3.0, "colorization_remap": 6.0, "cpc_patches": 3.0,
+         "restoration": 3.0, "contrastive_views": 3.0}
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -48,6 +57,9 @@ def main() -> None:
         "rotation": RandSliceRotation(planes=((0, 1), (0, 2), (1, 2))),
         "relative_position": RandRelativePatchPosition(patch_size=(32, 32, 32)),
         "colorization_remap": RandIntensityColorization(mode="remap"),
+        "restoration": RandRestorationDegradation(),
+        "contrastive_views": RandContrastiveViews(view_size=96),
+        "cpc_patches": RandCPCPatches(patch_size=32, grid=4),
         "monai_RandCoarseShuffle (reference)": RandCoarseShuffle(holes=10, spatial_size=8, prob=1.0),
     }
     baseline = median_seconds(lambda: torch.clone(volume), args.repeats)

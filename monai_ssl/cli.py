@@ -29,7 +29,7 @@ def _montage(args: argparse.Namespace) -> int:
     else:
         volume, source = make_phantom(seed=args.seed, shape=(96, 96, 96))[0], "the embedded demo phantom"
     path = render_pretext_montage(volume, os.path.join(args.output_dir, "pretext_tasks.png"), seed=args.seed)
-    print(f"Rendered the four pretext tasks of {source} to {os.path.abspath(path)}")
+    print(f"Rendered every pretext task on {source} to {os.path.abspath(path)}")
     return 0
 
 
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--bundles-dir", help="the repository's bundles/ folder (found automatically in a checkout)")
     demo.set_defaults(run=_demo)
 
-    montage = commands.add_parser("montage", help="render the four pretext tasks of a volume to a PNG")
+    montage = commands.add_parser("montage", help="render one sample of every pretext task of a volume to a PNG")
     montage.add_argument("--output-dir", default="outputs/montage", help="folder for the PNG (default: %(default)s)")
     montage.add_argument("--image", help="a NIfTI/DICOM volume to use instead of the embedded demo phantom")
     montage.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")

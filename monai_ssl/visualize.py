@@ -12,8 +12,11 @@ from monai.transforms import CenterSpatialCrop
 from monai.utils import convert_to_numpy
 
 from monai_ssl.transforms import (
+    RandContrastiveViews,
+    RandCPCPatches,
     RandIntensityColorization,
     RandRelativePatchPosition,
+    RandRestorationDegradation,
     RandSliceRotation,
     RandVolumeJigsaw,
 )
@@ -21,6 +24,9 @@ from monai_ssl.transforms import (
 __all__ = ["render_pretext_montage", "pretext_montage_figure", "relative_position_views"]
 
 _COLUMNS = 8
+#: the registered task each row of the montage shows, in order
+MONTAGE_ROWS = ("jigsaw", "rotation", "relative_position", "colorization", "restoration", "contrastive", "exemplar",
+                "cpc")
 
 
 def _mid_slice(volume: np.ndarray, axis: int = 2) -> np.ndarray:
@@ -81,11 +87,13 @@ def render_pretext_montage(image: NdarrayOrTensor, path: str, seed: int = 0, cha
 
 
 def pretext_montage_figure(image: NdarrayOrTensor, seed: int = 0, channel: int = 0) -> Figure:
-    """One sample of each of the four pretext tasks from a volume, with its label, as a matplotlib ``Figure``.
+    """One sample of each registered pretext task from a volume, with its label, as a matplotlib ``Figure``.
 
-    Rows: volume jigsaw (the shuffled cubes in output order), slice rotation (input and output, three
-    orthogonal central slices), relative patch position (the two patches and where they lie), intensity
-    colorization (input, target and the remapping curve). Patch sizes follow the volume's size.
+    Rows (:data:`MONTAGE_ROWS`): volume jigsaw (the shuffled cubes in output order), slice rotation (input and
+    output, three orthogonal central slices), relative patch position (the two patches and where they lie),
+    intensity colorization (input, target and the remapping curve), restoration (degraded input and target),
+    contrastive and exemplar (the two views), CPC (the grid's context and target cubes). Patch sizes follow the
+    volume's size.
 
     Args:
         image: channel-first volume ``(C, X, Y, Z)``.
@@ -99,8 +107,8 @@ def pretext_montage_figure(image: NdarrayOrTensor, seed: int = 0, channel: int =
     vmin, vmax = (float(v) for v in np.percentile(shown, [0.5, 99.5]))
     smallest = min(shown.shape[1:])
     # a Figure without pyplot renders to files with Agg and leaves the user's matplotlib backend alone
-    fig = Figure(figsize=(2 * _COLUMNS, 10))
-    axes = fig.subplots(4, _COLUMNS)
+    fig = Figure(figsize=(2 * _COLUMNS, 2.5 * len(MONTAGE_ROWS)))
+    axes = fig.subplots(len(MONTAGE_ROWS), _COLUMNS)
     for ax in axes.flat:
         ax.axis("off")
     row_titles: list[str] = []
@@ -161,7 +169,48 @@ def pretext_montage_figure(image: NdarrayOrTensor, seed: int = 0, channel: int =
     ax.set_aspect("equal")
     row_titles.append("Intensity colorization: restore the original intensities")
 
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.06, top=0.93, hspace=0.55, wspace=0.1)
+    restoration = RandRestorationDegradation()
+    restoration.set_random_state(seed)
+    degraded = restoration(shown)
+    _show(axes[4, 0], _mid_slice(degraded[0]), "input (degraded)", 0.0, max(vmax, 1.0))
+    _show(axes[4, 1], _mid_slice(shown[0]), "target (original)", vmin, vmax)
+    row_titles.append(f"Restoration (Models Genesis): {', '.join(restoration.applied) or 'no degradation drawn'}; "
+                      "restore the original")
+
+    view_size = [max(8, s * 3 // 4) for s in shown.shape[1:]]
+    for row, (task, augmentation) in enumerate((("Contrastive (SimCLR)", {}),
+                                                ("Exemplar", {"intensity_prob": 1.0, "noise_prob": 0.8,
+                                                              "noise_std": 0.1, "blur_prob": 0.8})), start=5):
+        views = RandContrastiveViews(view_size=view_size, **augmentation)
+        views.set_random_state(seed)
+        pair = convert_to_numpy(views(shown))
+        for index in range(2):
+            _show(axes[row, index], _mid_slice(pair[index, 0]), f"view {index + 1}", vmin, vmax)
+        purpose = ("pull the two views together, push other samples' away" if row == 5 else
+                   "anchor (view 1) nearer its heavily augmented copy (view 2) than another volume")
+        row_titles.append(f"{task}: two augmented views of one volume; {purpose}")
+
+    cpc = RandCPCPatches(patch_size=[max(4, s // 4) for s in shown.shape[1:]], grid=4)
+    cpc.set_random_state(seed)
+    cubes = convert_to_numpy(cpc(shown))
+    starts, size = cpc.patch_starts, cpc.patch_size
+    # the middle layer of cubes across axis 2: the grid's rows run along axis 0, so it shows context above target
+    layer = [n for n in range(cpc.num_patches) if n % cpc.grid[2] == cpc.grid[2] // 2]
+    index = int(np.mean(starts[layer, 2]) + size[2] // 2)
+    ax = axes[7, 0]
+    _show(ax, np.take(shown[0], index, axis=2).T, f"slice {index} across axis 2", vmin, vmax)
+    context = set(cpc.context_indices().tolist())
+    for number in layer:
+        ax.add_patch(Rectangle((starts[number, 0], starts[number, 1]), size[0], size[1], fill=False,
+                               edgecolor="yellow" if number in context else "red", linewidth=1))
+    shown_cubes = (min(n for n in layer if n in context), min(n for n in layer if n not in context))
+    for column, number in enumerate(shown_cubes, start=1):
+        _show(axes[7, column], _mid_slice(cubes[number, 0]), "a context cube" if column == 1 else "a target cube",
+              vmin, vmax)
+    row_titles.append(f"CPC: {cpc.num_patches} cubes; the {cpc.context_rows} context rows along axis 0 (yellow) "
+                      "predict the encodings of the other rows (red)")
+
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.03, top=0.96, hspace=0.6, wspace=0.1)
     for row, title in enumerate(row_titles):
-        fig.text(0.02, max(ax.get_position().y1 for ax in axes[row]) + 0.035, title, fontsize=10, weight="bold")
+        fig.text(0.02, max(ax.get_position().y1 for ax in axes[row]) + 0.015, title, fontsize=10, weight="bold")
     return fig

@@ -71,3 +71,17 @@ def test_montage_labels_fit_the_figure_and_do_not_overlap():
         assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
     overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
     assert overlaps == []
+
+
+def test_the_montage_shows_every_registered_task():
+    """A newly registered task without a montage row fails here."""
+    from monai_ssl import list_tasks
+    from monai_ssl.visualize import MONTAGE_ROWS, pretext_montage_figure
+
+    assert sorted(MONTAGE_ROWS) == sorted(list_tasks())
+    fig = pretext_montage_figure(make_phantom(0, shape=(64, 64, 48))[0])
+    titles = [text.get_text() for text in fig.texts]
+    assert len(titles) == len(MONTAGE_ROWS)
+    for keyword, title in zip(("jigsaw", "rotation", "relative patch", "colorization", "restoration", "contrastive",
+                               "exemplar", "cpc"), titles):
+        assert keyword in title.lower()
