@@ -52,10 +52,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from monai_ssl.data.synthesis import BRAIN_REGIONS, group_labels, synthesize_t1  # noqa: E402
+from monai_ssl import list_tasks  # noqa: E402
 from monai_ssl.demo import find_bundles_dir, run_bundle  # noqa: E402
 
+# the "all" arm: the shipped encoder's mix; every registered task is also an arm of its own
 TASKS = ["jigsaw", "rotation", "colorization", "relative_position"]
-ARMS = ["scratch", "all", *TASKS]
+ARMS = ["scratch", "all", *list_tasks()]
 TUMOUR_REGIONS = {"whole_tumour": [1, 2, 3, 4], "tumour_core": [1, 3, 4], "enhancing_tumour": [4]}
 SHIPPED = REPO / "bundles" / "pretext_pretraining" / "models" / "model.pt"
 PRESETS = {
@@ -81,9 +83,13 @@ PRESETS = {
 # pretext settings for --pretrain, by crop size
 TASK_ARGS = {
     64: {"jigsaw": {"grid": [2, 2, 2], "num_permutations": 100, "gap": 4, "jitter": 2},
-         "relative_position": {"patch_size": [16, 16, 16], "gap": 2, "jitter": 2, "foreground_threshold": 0.05}},
+         "relative_position": {"patch_size": [16, 16, 16], "gap": 2, "jitter": 2, "foreground_threshold": 0.05},
+         "contrastive": {"view_size": [48, 48, 48]}, "exemplar": {"view_size": [48, 48, 48]},
+         "cpc": {"patch_size": [16, 16, 16], "grid": [4, 4, 4]}},
     32: {"jigsaw": {"grid": [2, 2, 2], "num_permutations": 10, "gap": 2, "jitter": 1},
-         "relative_position": {"patch_size": [8, 8, 8], "gap": 1, "jitter": 1}},
+         "relative_position": {"patch_size": [8, 8, 8], "gap": 1, "jitter": 1},
+         "contrastive": {"view_size": [24, 24, 24]}, "exemplar": {"view_size": [24, 24, 24]},
+         "cpc": {"patch_size": [8, 8, 8], "grid": [4, 4, 4]}},
 }
 
 
@@ -154,7 +160,9 @@ def pretrain(bundles: Path, work: Path, arm: str, seed: int, pool: list[dict], p
     """Pretrain one arm with one seed through the pretraining bundle; cached under a hash of pool and settings."""
     settings = {"tasks": TASKS if arm == "all" else [arm], "task_args": TASK_ARGS[preset["pretrain_roi"][0]],
                 "max_epochs": preset["pretrain_epochs"], "epoch_length": preset["pretrain_epoch_length"],
-                "samples_per_volume": preset["samples"], "batch_size": preset["batch"], "seed": seed,
+                "samples_per_volume": preset["samples"],
+                # two volumes at least: the contrastive and exemplar tasks contrast a volume with the others
+                "batch_size": max(2, preset["batch"]), "seed": seed,
                 "roi_size": preset["pretrain_roi"], **network_overrides(preset, 1)}
     key = hashlib.sha256(json.dumps([pool, settings], sort_keys=True).encode()).hexdigest()[:16]
     output = work / "pretrain" / f"{arm}_seed{seed}_{key}"

@@ -103,7 +103,11 @@ class GatheredContrastiveLoss(nn.Module):
         if first.shape != second.shape or first.ndim != 2:
             raise ValueError(f"expected two (B, F) tensors of one shape, got {tuple(first.shape)} and "
                              f"{tuple(second.shape)}.")
-        return self.contrastive(_gather_with_gradients(first), _gather_with_gradients(second))
+        first, second = _gather_with_gradients(first), _gather_with_gradients(second)
+        if first.shape[0] < 2:
+            raise ValueError("the contrastive loss needs at least two samples in the (global) batch, whose views are "
+                             "each other's negatives; raise batch_size or samples_per_volume.")
+        return self.contrastive(first, second)
 
 
 class MultiTaskLoss(nn.Module):

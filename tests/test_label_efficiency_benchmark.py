@@ -36,14 +36,15 @@ def test_smoke_run_writes_the_results(tmp_path):
     shared_path("brats_deepmedic")
     shared_path("synthseg_label_maps")
     command = [sys.executable, SCRIPT, "--preset", "smoke", "--work-dir", str(tmp_path / "work"),
-               "--results-dir", str(tmp_path / "results"), "--arms", "scratch", "rotation", "--pretrain",
+               "--results-dir", str(tmp_path / "results"), "--arms", "scratch", "rotation", "cpc", "--pretrain",
                "--regions-train", "1", "2", "--regions-eval", "16"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "results" / "label_efficiency.md").read_text()
     assert "| scratch |" in table and "| rotation |" in table and "whole_tumour" in table and "brainstem" in table
+    assert "| cpc |" in table  # every registered task is an arm
     assert "2 folds" in table and "commit" in table and "wall time" in table and "## Goals" in table
     assert "evaluated on ['brats_2013_pat0003_1', 'brats_2013_pat0004_1']" in table
     assert (tmp_path / "results" / "label_efficiency.png").stat().st_size > 5000
     pretrained = list((tmp_path / "work" / "pretrain").iterdir())
-    assert len(pretrained) == 1 and pretrained[0].name.startswith("rotation_seed0_")  # cached under a hash
+    assert sorted(p.name.split("_seed0_")[0] for p in pretrained) == ["cpc", "rotation"]  # cached under a hash
