@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -14,10 +15,11 @@ from monai.networks.utils import copy_model_state, freeze_layers
 from monai.optimizers import generate_param_groups
 from torch import nn
 
-from monai_ssl.checkpoint import load_checkpoint
+from monai_ssl.checkpoint import PRETRAINING_STATE_FILENAME, load_checkpoint
+from monai_ssl.tasks.registry import list_tasks, task_class
 from monai_ssl.networks.adapters import get_adapter
 
-__all__ = ["LoadReport", "load_pretrained", "EncoderFreezeHandler", "encoder_param_groups"]
+__all__ = ["LoadReport", "load_pretrained", "whole_network_transfer", "EncoderFreezeHandler", "encoder_param_groups"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class LoadReport:
 def load_pretrained(
     network: nn.Module,
     path: str | Mapping[str, torch.Tensor],
-    encoder_only: bool = True,
+    encoder_only: bool | None = True,
     min_match_fraction: float = 0.5,
     adapt_channels: bool = True,
 ) -> LoadReport:
@@ -90,7 +92,9 @@ def load_pretrained(
         network: the network to initialise (e.g. the segmentation UNet).
         path: a monai-ssl checkpoint (its ``"model"`` entry is used), a plain ``state_dict`` file, or an
             in-memory state dict. Files are read with ``torch.load(weights_only=True)``.
-        encoder_only: copy the encoder alone and leave the decoder as initialised.
+        encoder_only: copy the encoder alone and leave the decoder as initialised. ``None`` decides from the
+            pretraining tasks (:func:`whole_network_transfer`): the whole network when every task trained the
+            decoder (restoration, colorization), the encoder otherwise.
         min_match_fraction: raise if fewer than this fraction of the network tensors eligible for loading
             (the encoder's with ``encoder_only``) can be copied: the checkpoint is for another architecture.
         adapt_channels: when the checkpoint was trained on another number of input channels (e.g. one MR
@@ -112,6 +116,8 @@ def load_pretrained(
         checkpoint = dict(path) if "model" in path else {"model": dict(path)}
     else:
         checkpoint = load_checkpoint(str(path))
+    if encoder_only is None:
+        encoder_only = not whole_network_transfer(checkpoint, None if isinstance(path, Mapping) else str(path))
     source = checkpoint["model"]
     adapter = get_adapter(network)
     destination = network.state_dict()
@@ -155,6 +161,28 @@ def load_pretrained(
         logger.info("load_pretrained: adapted the input layer to %d channels: %s", in_channels,
                     "; ".join(f"{k} ({r})" for k, r in report.adapted.items()))
     return report
+
+
+def whole_network_transfer(checkpoint: Mapping, path: str | None = None) -> bool:
+    """Whether the pretraining tasks of a checkpoint all trained the decoder, so that the whole network, not the
+    encoder alone, should seed a segmentation network (Models Genesis transfers the whole network).
+
+    The tasks are read from the checkpoint's ``"config"``, or, for a plain ``model.pt``, from the training state
+    ``pretext_checkpoint.pt`` beside it. Without either, or with an unregistered task, the encoder alone (logged).
+    """
+    config = checkpoint.get("config")
+    if config is None and path is not None:
+        state = os.path.join(os.path.dirname(path), PRETRAINING_STATE_FILENAME)
+        if os.path.isfile(state):
+            config = load_checkpoint(state).get("config")
+    names = [t["name"] for t in (config or {}).get("tasks", [])]
+    if not names or any(name not in list_tasks() for name in names):
+        logger.info("load_pretrained: the pretraining tasks are unknown (%s): transferring the encoder", names or "none")
+        return False
+    whole = all(task_class(name).trains_decoder for name in names)
+    logger.info("load_pretrained: pretraining tasks %s: transferring the %s", names,
+                "whole network (every task trained the decoder)" if whole else "encoder")
+    return whole
 
 
 def _differs_in_input_channels(source: torch.Size, destination: torch.Size, in_channels: int) -> bool:

@@ -27,9 +27,11 @@ def test_bundle_files_and_metadata(configs):
 def test_boolean_flags_are_json_booleans_and_workflow_lists_exist(configs):
     for path in configs.glob("*.json"):
         config = json.loads(path.read_text())
-        for key in ("resume", "use_pretrained", "encoder_only"):
+        for key in ("resume", "use_pretrained"):
             if key in config:
                 assert isinstance(config[key], bool), f"{path.name}: {key}"
+        if "encoder_only" in config:  # true, false, or null: decided from the pretraining tasks
+            assert config["encoder_only"] is None or isinstance(config["encoder_only"], bool), path.name
         if path.name in ("train.json", "multi_gpu_train.json", "evaluate.json", "inference.json"):
             assert {"initialize", "run", "finalize"} <= set(config), path.name
 

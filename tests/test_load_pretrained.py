@@ -98,3 +98,32 @@ def test_adapt_input_channels_rule():
     torch.testing.assert_close(adapted, weight.sum(1, keepdim=True).expand(-1, 2, -1) / 2)
     with pytest.raises(ValueError, match="convolution weight"):
         adapt_input_channels(torch.ones(2, 3), 2)
+
+
+def test_the_transfer_follows_the_pretraining_tasks_when_not_given(tmp_path, caplog):
+    """encoder_only=None: the whole network after tasks that all train the decoder (restoration, colorization),
+    the encoder after any other mix, and the encoder when the tasks cannot be known."""
+    import logging
+
+    from monai_ssl import PretextModel
+    from monai_ssl.checkpoint import save_checkpoint
+    from monai_ssl.networks import get_adapter
+    from monai_ssl.transfer import whole_network_transfer
+
+    def checkpoint_of(tasks):
+        model = PretextModel(small_unet(seed=1), tasks)
+        return {"model": model.network.state_dict(), "config": model.config()}
+
+    assert whole_network_transfer(checkpoint_of(["restoration", "colorization"]))
+    assert not whole_network_transfer(checkpoint_of(["restoration", "rotation"]))
+    plain = checkpoint_of(["restoration"])
+    with caplog.at_level(logging.INFO):
+        assert not whole_network_transfer({"model": plain["model"]})  # a plain state_dict alone
+    assert "the pretraining tasks are unknown" in caplog.text
+    # a plain model.pt with its training state beside it, as the pretraining bundle writes them
+    save_checkpoint(plain["model"], str(tmp_path / "model.pt"))
+    save_checkpoint(plain, str(tmp_path / "pretext_checkpoint.pt"))
+    network = small_unet(seed=2)
+    report = load_pretrained(network, str(tmp_path / "model.pt"), encoder_only=None)
+    adapter = get_adapter(network)
+    assert any(not adapter.is_encoder_key(k) for k in report.copied)  # the decoder came too

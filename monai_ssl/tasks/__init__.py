@@ -5,7 +5,7 @@ Adding a task means adding one module with a :py:class:`PretextTask` subclass de
 """
 
 from monai_ssl.tasks.base import ClassificationTask, DenseRestorationTask, PretextTask, SiameseClassificationTask
-from monai_ssl.tasks.registry import create_task, list_tasks, register_task
+from monai_ssl.tasks.registry import create_task, list_tasks, register_task, task_class
 
 # registration order is the order of list_tasks()
 from monai_ssl.tasks.jigsaw import JigsawTask  # noqa: E402  isort: skip
@@ -34,4 +34,5 @@ __all__ = [
     "create_task",
     "list_tasks",
     "register_task",
+    "task_class",
 ]

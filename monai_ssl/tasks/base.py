@@ -34,6 +34,8 @@ class PretextTask:
     name: ClassVar[str]
     #: parts of the network the task trains, for the documentation and the logs
     trains: ClassVar[str]
+    #: whether the task trains the decoder, so that transferring the whole network carries what it learnt
+    trains_decoder: ClassVar[bool] = False
 
     def __init__(self, source_key: str = "image", **kwargs: Any) -> None:
         self.source_key = source_key
@@ -140,6 +142,7 @@ class DenseRestorationTask(PretextTask):
     """
 
     trains = "encoder, decoder and final layer"
+    trains_decoder = True
 
     def __init__(self, source_key: str = "image", loss: str = "mse", **kwargs: Any) -> None:
         super().__init__(source_key, loss=loss, **kwargs)

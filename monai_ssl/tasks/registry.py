@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from monai_ssl.tasks.base import PretextTask
 
-__all__ = ["register_task", "create_task", "list_tasks"]
+__all__ = ["register_task", "create_task", "list_tasks", "task_class"]
 
 _TASKS: dict[str, type[PretextTask]] = {}
 
@@ -24,6 +24,13 @@ def register_task(task_class: type[PretextTask]) -> type[PretextTask]:
 def list_tasks() -> list[str]:
     """Names of the registered tasks, in registration order."""
     return list(_TASKS)
+
+
+def task_class(name: str) -> type[PretextTask]:
+    """The class registered as ``name``."""
+    if name not in _TASKS:
+        raise ValueError(f"unknown pretext task {name!r}; available tasks: {', '.join(list_tasks())}.")
+    return _TASKS[name]
 
 
 def create_task(name: str, **kwargs) -> PretextTask:

@@ -16,8 +16,8 @@ class RestorationTask(DenseRestorationTask):
     out-painting) goes through the whole network, which restores the original.
 
     It trains the decoder as well as the encoder, so a segmentation network gains most from it when the whole
-    network is transferred (``load_pretrained(..., encoder_only=False)``; the segmentation bundle's
-    ``--encoder_only false``), as Models Genesis does.
+    network is transferred, as Models Genesis does: ``load_pretrained(..., encoder_only=None)`` (the segmentation
+    bundle's default) does so for a checkpoint whose tasks all train the decoder.
 
     Args:
         source_key: key of the volume (intensities in [0, 1], as the bundles' preprocessing gives).
