@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from monai_ssl.ingest.series import FOUR_D_MODES
+
 __all__ = ["main"]
 
 
@@ -38,7 +40,8 @@ def _index(args: argparse.Namespace) -> int:
 
     summary = index_archive(args.archive_dir, args.out, cache_dir=args.cache_dir, modalities=args.modality,
                             workers=args.workers, min_slices=args.min_slices, salt_file=args.salt_file,
-                            report_paths=args.report_paths)
+                            report_paths=args.report_paths, four_d=args.four_d,
+                            max_volumes_per_series=args.max_volumes_per_series)
     print(summary.text())
     print(f"datalist: {summary.datalist_path}\nreport: {summary.report_path}")
     if summary.nothing_accepted():  # an empty datalist is a failure, not a success to build on
@@ -87,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     index.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                        help="worker processes (default: %(default)s)")
     index.add_argument("--min-slices", type=int, default=10, help="skip series with fewer slices (default: 10)")
+    index.add_argument("--4d", dest="four_d", choices=FOUR_D_MODES, default="split",
+                       help="a 4D series (fMRI, perfusion, diffusion): one entry per volume (split), its first "
+                       "volume, the mean of its volumes, or skip it (default: %(default)s)")
+    index.add_argument("--max-volumes-per-series", type=int, default=20,
+                       help="with --4d split, at most this many volumes, spread over the run (default: %(default)s)")
     # no --salt: a secret on the command line shows in process lists
     index.add_argument("--salt-file", help="file holding the salt of the identifier hashes (default: "
                        "$MONAI_SSL_SALT_FILE, else $MONAI_SSL_SALT, else a per-user secret created once in "

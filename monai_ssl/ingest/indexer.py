@@ -24,7 +24,14 @@ import numpy as np
 from tqdm import tqdm
 
 from monai_ssl.ingest.records import DICOM, NIFTI, read_file_record, read_nifti_bytes, salted_hash, walk_files
-from monai_ssl.ingest.series import SeriesProblem, convert_series, validate_series, write_nifti_atomically
+from monai_ssl.ingest.series import (
+    FOUR_D_MODES,
+    SeriesProblem,
+    convert_series,
+    split_volumes,
+    validate_series,
+    write_nifti_atomically,
+)
 from monai_ssl.utils import atomic_path, atomic_write_text
 
 __all__ = ["IndexSummary", "index_archive", "load_or_create_salt", "default_salt_path"]
@@ -33,8 +40,8 @@ logger = logging.getLogger(__name__)
 
 _RECORD_FIELDS = ("path", "sop_class", "modality", "image_type", "series_uid", "series_key", "study_key",
                   "subject_key", "frames", "rows", "columns", "pixel_spacing", "orientation", "position",
-                  "gantry_tilt", "transfer_syntax")
-_JSON_FIELDS = ("pixel_spacing", "orientation", "position")
+                  "gantry_tilt", "transfer_syntax", "instance", "volume_tags")
+_JSON_FIELDS = ("pixel_spacing", "orientation", "position", "volume_tags")
 
 
 @dataclass
@@ -42,14 +49,16 @@ class IndexSummary:
     """Outcome of :func:`index_archive`."""
 
     accepted: int = 0
+    volumes: int = 0
     skipped: Counter = field(default_factory=Counter)
     files: int = 0
     datalist_path: str = ""
     report_path: str = ""
 
     def text(self) -> str:
-        lines = [f"indexed {self.files} files: {self.accepted} series accepted, {sum(self.skipped.values())} items "
-                 "skipped"]
+        volumes = f" ({self.volumes} volumes)" if self.volumes != self.accepted else ""
+        lines = [f"indexed {self.files} files: {self.accepted} series accepted{volumes}, "
+                 f"{sum(self.skipped.values())} items skipped"]
         lines += [f"  {reason}: {count}" for reason, count in sorted(self.skipped.items())]
         return "\n".join(lines)
 
@@ -157,20 +166,60 @@ class _SeriesJob:
     output_stem: str  # cache path without its suffix
     modalities: Sequence[str] | None
     min_slices: int
+    four_d: str = "split"
+    max_volumes: int = 20
+
+
+def _chosen_volumes(count: int, four_d: str, max_volumes: int) -> list[int]:
+    """The volumes of a 4D series that become datalist entries: the first, or up to ``max_volumes`` spread evenly
+    over the run (so that a 300-volume fMRI does not flood the pool with near-copies)."""
+    if four_d == "first" or count == 1:
+        return [0]
+    if count <= max_volumes:
+        return list(range(count))
+    return sorted({int(round(i)) for i in np.linspace(0, count - 1, max_volumes)})
+
+
+def _convert_once(records: list[dict], output: str) -> str:
+    if not os.path.exists(output):  # resumable: a finished volume is never redone
+        volume, affine = convert_series(records)
+        write_nifti_atomically(volume, affine, output)
+    return output
+
+
+def _process_dicom(job: _SeriesJob) -> list[dict]:
+    """The converted volumes of one DICOM series: one for a 3D series; for a 4D series, per ``job.four_d``."""
+    volumes = split_volumes(job.records)
+    if len(volumes) == 1:
+        validate_series(job.records, job.modalities, job.min_slices)
+        return [{"image": _convert_once(job.records, job.output_stem + ".nii.gz")}]
+    if job.four_d == "skip":
+        raise SeriesProblem("time_series_skipped", f"a series of {len(volumes)} volumes (--4d skip)")
+    for records in volumes:
+        validate_series(records, job.modalities, job.min_slices)
+    if job.four_d == "mean":
+        output = job.output_stem + "_mean.nii.gz"
+        if not os.path.exists(output):
+            converted = [convert_series(records) for records in volumes]
+            mean = np.mean([volume for volume, _ in converted], axis=0).astype(np.float32)
+            write_nifti_atomically(mean, converted[0][1], output)
+        return [{"image": output, "volume": "mean", "num_volumes": len(volumes)}]
+    return [{"image": _convert_once(volumes[k], f"{job.output_stem}_v{k:04d}.nii.gz"), "volume": k,
+             "num_volumes": len(volumes)} for k in _chosen_volumes(len(volumes), job.four_d, job.max_volumes)]
 
 
 def _process_series(job: _SeriesJob) -> dict:
-    """Validate and convert one series (or check and copy one NIfTI file); never raises."""
+    """Validate and convert one series (or check and copy one NIfTI file); never raises.
+
+    Returns ``{"ok": True, "volumes": [{"image", "shape", "spacing", ...}, ...]}`` or ``{"ok": False, "reason",
+    "detail"}``.
+    """
     try:
         if job.kind == DICOM:
-            validate_series(job.records, job.modalities, job.min_slices)
-            output = job.output_stem + ".nii.gz"
-            if not os.path.exists(output):  # resumable: a finished volume is never redone
-                volume, affine = convert_series(job.records)
-                write_nifti_atomically(volume, affine, output)
+            volumes = _process_dicom(job)
         else:
-            output = _check_and_copy_nifti(job.records[0]["path"], job.output_stem, job.min_slices)
-        return {"ok": True, "image": output, **_volume_facts(output)}
+            volumes = [{"image": _check_and_copy_nifti(job.records[0]["path"], job.output_stem, job.min_slices)}]
+        return {"ok": True, "volumes": [{**v, **_volume_facts(v["image"])} for v in volumes]}
     except SeriesProblem as problem:
         return {"ok": False, "reason": problem.reason, "detail": problem.detail}
     except Exception as error:  # anything unexpected is a skip with its type, never a crash of the run
@@ -237,6 +286,8 @@ def index_archive(
     report_paths: bool = False,
     progress: bool = True,
     salt_file: str | None = None,
+    four_d: str = "split",
+    max_volumes_per_series: int = 20,
 ) -> IndexSummary:
     """Index an archive of DICOM and NIfTI files into a MONAI datalist and a cache of NIfTI volumes.
 
@@ -251,6 +302,11 @@ def index_archive(
         min_slices: fewer slices (or a NIfTI dimension smaller than this) is skipped.
         salt: salt of the identifier hashes (see :func:`load_or_create_salt`).
         salt_file: a file holding the salt (see :func:`load_or_create_salt`).
+        four_d: a 4D DICOM series (fMRI, perfusion, diffusion: several volumes at the same slice positions)
+            becomes one entry per volume (``"split"``, each with ``"volume"`` and ``"num_volumes"`` and the
+            series' shared key), its first volume (``"first"``), the mean of its volumes (``"mean"``), or is
+            skipped as ``time_series_skipped`` (``"skip"``).
+        max_volumes_per_series: with ``"split"``, at most this many volumes, spread evenly over the run.
         report_paths: list skipped files by their path relative to the archive in the report. Off by default,
             since folder names in hospital exports can carry patient names; items are then salted hashes.
         progress: show progress bars.
@@ -260,6 +316,10 @@ def index_archive(
     """
     if not os.path.isdir(archive_dir):
         raise ValueError(f"archive {archive_dir!r} is not a folder.")
+    if four_d not in FOUR_D_MODES:
+        raise ValueError(f"four_d must be one of {FOUR_D_MODES}, got {four_d!r}.")
+    if max_volumes_per_series < 1:
+        raise ValueError(f"max_volumes_per_series must be >= 1, got {max_volumes_per_series}.")
     out = os.path.abspath(out)
     out_dir = os.path.dirname(out)
     cache_dir = os.path.abspath(cache_dir or os.path.join(out_dir, "cache"))
@@ -294,7 +354,8 @@ def index_archive(
                     db.execute("INSERT INTO skipped VALUES (?, ?, ?)",
                                (item_name(record["path"]), record["reason"], record["detail"]))
             db.commit()
-            entries = _process_all_series(db, executor, cache_dir, salt, modalities, min_slices, workers,
+            entries = _process_all_series(db, executor, cache_dir, salt, (modalities, min_slices, four_d,
+                                                                          max_volumes_per_series), workers,
                                           item_name, progress)
         finally:
             if executor is not None:
@@ -304,43 +365,51 @@ def index_archive(
         db.close()
 
     relative_to_out = [{**e, "image": os.path.relpath(e["image"], out_dir)} for e in entries]
-    summary.accepted = len(entries)
+    summary.accepted = len({e["series"] for e in entries})
+    summary.volumes = len(entries)
     summary.skipped = Counter(s["reason"] for s in skipped)
-    _write_json(out, {"training": sorted(relative_to_out, key=lambda e: e["series"])})
+    # a series' volumes stay together and in order
+    order = lambda e: (e["series"], e["volume"] if isinstance(e.get("volume"), int) else -1)  # noqa: E731
+    _write_json(out, {"training": sorted(relative_to_out, key=order)})
     _write_json(summary.report_path, {
-        "files": summary.files, "accepted_series": summary.accepted,
+        "files": summary.files, "accepted_series": summary.accepted, "volumes": summary.volumes,
         "skipped_counts": dict(sorted(summary.skipped.items())), "skipped": skipped,
     })
     logger.info("%s", summary.text().replace("\n", "; "))
     return summary
 
 
-def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, modalities, min_slices: int):
+def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, options: tuple):
     """One job per DICOM series (one series' records in memory at a time) and per NIfTI file."""
     uids = [row[0] for row in db.execute("SELECT DISTINCT series_uid FROM dicom")]
     for uid in uids:
         records = [_decode_row(row) for row in db.execute("SELECT * FROM dicom WHERE series_uid = ?", (uid,))]
-        yield _SeriesJob(DICOM, records, os.path.join(cache_dir, records[0]["series_key"][:32]), modalities, min_slices)
+        yield _SeriesJob(DICOM, records, os.path.join(cache_dir, records[0]["series_key"][:32]), *options)
     for path, relative in db.execute("SELECT path, relative FROM nifti").fetchall():
         key = salted_hash(salt, "series", "nifti", relative)
         record = {"path": path, "series_key": key, "study_key": key,
                   "subject_key": salted_hash(salt, "subject", "nifti", os.path.dirname(relative)), "modality": ""}
-        yield _SeriesJob(NIFTI, [record], os.path.join(cache_dir, key[:32]), modalities, min_slices)
+        yield _SeriesJob(NIFTI, [record], os.path.join(cache_dir, key[:32]), *options)
 
 
-def _process_all_series(db, executor, cache_dir, salt, modalities, min_slices, workers, item_name, progress):
+def _process_all_series(db, executor, cache_dir, salt, options, workers, item_name, progress):
+    """``options``: the jobs' ``(modalities, min_slices, four_d, max_volumes)``."""
     total = db.execute("SELECT (SELECT COUNT(DISTINCT series_uid) FROM dicom) + (SELECT COUNT(*) FROM nifti)")
-    jobs = _series_jobs(db, cache_dir, salt, modalities, min_slices)
+    jobs = _series_jobs(db, cache_dir, salt, options)
     results = _bounded_map(executor, _run_job, jobs, window=2 * max(workers, 1))
     entries = []
     for job, result in tqdm(results, total=total.fetchone()[0], desc="series", unit=" series", disable=not progress):
         first = job.records[0]
         if result["ok"]:
-            entries.append({"image": result["image"], "subject": first["subject_key"],
-                            "study": first["study_key"], "series": first["series_key"],
-                            "modality": first["modality"] or None, "format": job.kind,
-                            "num_slices": len(job.records) if job.kind == DICOM else None,
-                            "shape": result["shape"], "spacing": result["spacing"]})
+            for volume in result["volumes"]:
+                # the volumes of a 4D series share their series key, so that a split keeps them on one side
+                entry = {"image": volume["image"], "subject": first["subject_key"], "study": first["study_key"],
+                         "series": first["series_key"], "modality": first["modality"] or None, "format": job.kind,
+                         "num_slices": volume["shape"][2] if job.kind == DICOM else None,
+                         "shape": volume["shape"], "spacing": volume["spacing"]}
+                if "volume" in volume:
+                    entry.update(volume=volume["volume"], num_volumes=volume["num_volumes"])
+                entries.append(entry)
         else:
             item = ("series:" + first["series_key"][:16]) if job.kind == DICOM else item_name(first["path"])
             db.execute("INSERT INTO skipped VALUES (?, ?, ?)", (item, result["reason"], result["detail"]))

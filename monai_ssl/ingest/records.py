@@ -16,6 +16,8 @@ from typing import Any
 __all__ = ["salted_hash", "walk_files", "read_file_record", "read_nifti_bytes", "NIFTI", "DICOM", "SKIPPED"]
 
 NIFTI, DICOM, SKIPPED = "nifti", "dicom", "skipped"
+# attributes that tell apart the volumes of a 4D series (fMRI, perfusion, diffusion) at one slice position
+VOLUME_KEYWORDS = ("TemporalPositionIdentifier", "AcquisitionNumber", "TriggerTime", "DiffusionBValue")
 _NIFTI_MAGICS = (b"n+1\x00", b"ni1\x00", b"n+2\x00", b"ni2\x00")
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -173,6 +175,9 @@ def _dicom_fields(ds, path: str, salt: str) -> dict:
         "orientation": _number_list(ds, "ImageOrientationPatient", 6),
         "position": _number_list(ds, "ImagePositionPatient", 3),
         "gantry_tilt": _number(ds, "GantryDetectorTilt", 0.0),
+        "instance": _integer(ds, "InstanceNumber", 0),
+        # what tells the volumes of a time series or diffusion series apart at one position
+        "volume_tags": [_number(ds, keyword, -1.0) for keyword in VOLUME_KEYWORDS],
         "transfer_syntax": _text(file_meta, "TransferSyntaxUID") if file_meta is not None else "",
     }
 

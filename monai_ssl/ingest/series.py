@@ -9,7 +9,11 @@ import numpy as np
 
 from monai_ssl.utils import atomic_path
 
-__all__ = ["SeriesProblem", "validate_series", "series_geometry", "convert_series", "write_nifti_atomically"]
+__all__ = ["SeriesProblem", "validate_series", "split_volumes", "series_geometry", "convert_series",
+           "write_nifti_atomically", "FOUR_D_MODES"]
+
+# what to do with a 4D series (several volumes at the same slice positions)
+FOUR_D_MODES = ("split", "first", "mean", "skip")
 
 # SOP classes that are not cross-sectional images (structured reports, RT objects, presentation states, ...)
 _NON_IMAGE_MODALITIES = {"SR", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "PR", "KO", "REG", "SEG", "DOC", "AU",
@@ -77,6 +81,44 @@ def validate_series(records: Sequence[dict], modalities: Sequence[str] | None, m
     if any(abs(r["gantry_tilt"]) > 1e-3 for r in records):
         raise SeriesProblem("gantry_tilt", "gantry tilt: slices are sheared, not a rectilinear volume")
     series_geometry(records)  # raises on sheared, duplicate, missing or uneven slices
+
+
+def split_volumes(records: Sequence[dict]) -> list[list[dict]]:
+    """The volumes of a series: one for a 3D series; for a 4D series (fMRI, perfusion, diffusion: every slice
+    position holds the same number of slices), one per time point, in acquisition order.
+
+    At each position the slices are ordered by the attributes that tell volumes apart (temporal position,
+    acquisition number, trigger time, b-value; :data:`~monai_ssl.ingest.records.VOLUME_KEYWORDS`), then by
+    instance number; the k-th slice of every position belongs to volume k.
+
+    Raises:
+        SeriesProblem: ``frames_inconsistent`` when positions hold different numbers of slices (a volume short),
+            or when the geometry is missing (the series check reports that more precisely).
+    """
+    if any(r["orientation"] is None or r["position"] is None for r in records):
+        return [list(records)]  # validate_series names the missing geometry
+    normal = _slice_normal(records[0]["orientation"])
+    distances = np.array([r["position"] for r in records], dtype=float) @ normal
+    # positions closer than the tolerance are one position
+    order = np.argsort(distances, kind="stable")
+    groups: list[list[int]] = []
+    for index in order:
+        if groups and distances[index] - distances[groups[-1][0]] < _POSITION_TOLERANCE_MM:
+            groups[-1].append(int(index))
+        else:
+            groups.append([int(index)])
+    counts = {len(group) for group in groups}
+    if counts == {1}:
+        return [list(records)]
+    if len(counts) > 1:
+        sizes = [len(group) for group in groups]
+        if np.median(sizes) == 1:  # a 3D series with a repeated slice: validate_series reports duplicate_slice
+            return [list(records)]
+        raise SeriesProblem("frames_inconsistent", f"slice positions hold from {min(sizes)} to {max(sizes)} slices: "
+                            "a volume of this time series is incomplete")
+    key = lambda i: (tuple(records[i].get("volume_tags") or ()), records[i].get("instance", 0))  # noqa: E731
+    ranked = [sorted(group, key=key) for group in groups]
+    return [[records[group[k]] for group in ranked] for k in range(len(ranked[0]))]
 
 
 def _slice_normal(orientation: Sequence[float]) -> np.ndarray:

@@ -1,0 +1,96 @@
+"""4D DICOM series (fMRI, perfusion, diffusion: several volumes at the same slice positions): split, first, mean
+or skip; never reported as duplicate slices; each volume as dcm2niix converts it."""
+
+import json
+import shutil
+import subprocess
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from monai_ssl.ingest import index_archive
+from tests.dicom_factory import rewrite, write_series
+
+COUNT = 6  # slices per volume
+
+
+def write_time_series(root, volumes: int = 3) -> list[np.ndarray]:
+    """``volumes`` time points of one series (one folder each, one study), told apart by
+    TemporalPositionIdentifier; volume t holds the stored values plus 100 t. Returns the expected volumes."""
+    series_uid, study_uid = generate_uid(), generate_uid()
+    expected = []
+    for t in range(volumes):
+        series = write_series(str(root / f"t{t}"), count=COUNT, rows=8, columns=10, modality="MR",
+                              series_uid=series_uid, rescale=(1.0, 100.0 * t),
+                              extra={"StudyInstanceUID": study_uid, "TemporalPositionIdentifier": t + 1})
+        for path in series["paths"]:  # instance numbers unique across the run, as scanners write them
+            rewrite(path, InstanceNumber=int(pydicom.dcmread(path).InstanceNumber) + t * COUNT)
+        expected.append(series["volume"])
+    return expected
+
+
+def index(archive, out, **options):
+    summary = index_archive(str(archive), str(out / "list.json"), salt="s", min_slices=2, progress=False, **options)
+    entries = json.loads((out / "list.json").read_text())["training"]
+    report = json.loads(open(summary.report_path).read())
+    return summary, entries, report
+
+
+def load(out, entry) -> np.ndarray:
+    return np.asarray(nib.load(str(out / entry["image"])).dataobj)
+
+
+def test_split_gives_one_entry_per_volume_sharing_the_series_key(tmp_path):
+    expected = write_time_series(tmp_path / "archive")
+    summary, entries, report = index(tmp_path / "archive", tmp_path / "out")
+    assert summary.accepted == 1 and summary.volumes == 3 and report["skipped"] == []
+    assert [e["volume"] for e in entries] == [0, 1, 2] and {e["num_volumes"] for e in entries} == {3}
+    assert len({e["series"] for e in entries}) == 1  # a split never puts one series on both sides
+    for entry, volume in zip(entries, expected):
+        np.testing.assert_array_equal(load(tmp_path / "out", entry), volume)
+
+
+def test_first_mean_and_skip(tmp_path):
+    expected = write_time_series(tmp_path / "archive")
+    _, first, _ = index(tmp_path / "archive", tmp_path / "first", four_d="first")
+    assert [e["volume"] for e in first] == [0]
+    np.testing.assert_array_equal(load(tmp_path / "first", first[0]), expected[0])
+    _, mean, _ = index(tmp_path / "archive", tmp_path / "mean", four_d="mean")
+    assert [e["volume"] for e in mean] == ["mean"]
+    np.testing.assert_allclose(load(tmp_path / "mean", mean[0]), np.mean(expected, axis=0))
+    summary, skipped, report = index(tmp_path / "archive", tmp_path / "skip", four_d="skip")
+    assert skipped == [] and summary.skipped == {"time_series_skipped": 1}
+    with pytest.raises(ValueError, match="four_d must be one of"):
+        index_archive(str(tmp_path / "archive"), str(tmp_path / "x.json"), four_d="all", salt="s")
+
+
+def test_a_long_run_is_capped_evenly(tmp_path):
+    write_time_series(tmp_path / "archive", volumes=5)
+    summary, entries, _ = index(tmp_path / "archive", tmp_path / "out", max_volumes_per_series=3)
+    assert [e["volume"] for e in entries] == [0, 2, 4] and summary.volumes == 3
+
+
+def test_a_volume_short_is_frames_inconsistent_never_duplicate_slice(tmp_path):
+    write_time_series(tmp_path / "archive")
+    next((tmp_path / "archive" / "t2").iterdir()).unlink()
+    summary, entries, report = index(tmp_path / "archive", tmp_path / "out")
+    assert entries == [] and summary.skipped == {"frames_inconsistent": 1}
+    assert "incomplete" in report["skipped"][0]["detail"]
+
+
+@pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="dcm2niix is not installed (Debian package dcm2niix)")
+def test_each_volume_matches_dcm2niix(tmp_path):
+    write_time_series(tmp_path / "archive")
+    _, entries, _ = index(tmp_path / "archive", tmp_path / "ours")
+    (tmp_path / "theirs").mkdir()
+    subprocess.run(["dcm2niix", "-z", "y", "-b", "n", "-f", "vol", "-o", str(tmp_path / "theirs"),
+                    str(tmp_path / "archive")], check=True, capture_output=True)
+    theirs = nib.as_closest_canonical(nib.load(str(tmp_path / "theirs" / "vol.nii.gz")))
+    assert theirs.shape[3] == 3
+    for t, entry in enumerate(entries):
+        ours = nib.as_closest_canonical(nib.load(str(tmp_path / "ours" / entry["image"])))
+        np.testing.assert_allclose(ours.affine, theirs.affine, atol=1e-3)
+        np.testing.assert_allclose(np.asarray(ours.dataobj), theirs.get_fdata()[..., t], atol=1e-3)
