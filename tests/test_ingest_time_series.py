@@ -94,3 +94,11 @@ def test_each_volume_matches_dcm2niix(tmp_path):
         ours = nib.as_closest_canonical(nib.load(str(tmp_path / "ours" / entry["image"])))
         np.testing.assert_allclose(ours.affine, theirs.affine, atol=1e-3)
         np.testing.assert_allclose(np.asarray(ours.dataobj), theirs.get_fdata()[..., t], atol=1e-3)
+
+
+def test_a_series_exported_twice_is_duplicate_slice_not_two_volumes(tmp_path):
+    series = write_series(str(tmp_path / "archive" / "a"), count=COUNT, rows=8, columns=10)
+    shutil.copytree(tmp_path / "archive" / "a", tmp_path / "archive" / "copy")
+    summary, entries, _ = index(tmp_path / "archive", tmp_path / "out")
+    assert entries == [] and summary.skipped == {"duplicate_slice": 1}
+    assert len(series["paths"]) == COUNT

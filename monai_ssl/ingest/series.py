@@ -91,9 +91,11 @@ def split_volumes(records: Sequence[dict]) -> list[list[dict]]:
     acquisition number, trigger time, b-value; :data:`~monai_ssl.ingest.records.VOLUME_KEYWORDS`), then by
     instance number; the k-th slice of every position belongs to volume k.
 
+    Slices at one position that nothing tells apart (the same attributes and instance number) are copies, not a
+    time series: the series is returned whole, and :func:`validate_series` reports ``duplicate_slice``.
+
     Raises:
-        SeriesProblem: ``frames_inconsistent`` when positions hold different numbers of slices (a volume short),
-            or when the geometry is missing (the series check reports that more precisely).
+        SeriesProblem: ``frames_inconsistent`` when positions hold different numbers of slices (a volume short).
     """
     if any(r["orientation"] is None or r["position"] is None for r in records):
         return [list(records)]  # validate_series names the missing geometry
@@ -117,6 +119,10 @@ def split_volumes(records: Sequence[dict]) -> list[list[dict]]:
         raise SeriesProblem("frames_inconsistent", f"slice positions hold from {min(sizes)} to {max(sizes)} slices: "
                             "a volume of this time series is incomplete")
     key = lambda i: (tuple(records[i].get("volume_tags") or ()), records[i].get("instance", 0))  # noqa: E731
+    if any(len({key(i) for i in group}) < len(group) for group in groups):
+        # slices that nothing tells apart are copies (a series exported twice), not time points:
+        # validate_series reports them as duplicate_slice
+        return [list(records)]
     ranked = [sorted(group, key=key) for group in groups]
     return [[records[group[k]] for group in ranked] for k in range(len(ranked[0]))]
 
