@@ -106,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     export = commands.add_parser(
         "export", help="write a pretraining checkpoint as a bundle's models/model.pt (plain state_dict)")
-    export.add_argument("checkpoint", help="a pretraining checkpoint (e.g. outputs/.../models/model.pt)")
+    export.add_argument("checkpoint", help="a pretraining checkpoint (e.g. .../models/pretext_checkpoint.pt or "
+                        "checkpoint_epoch=N.pt)")
     export.add_argument("--models-dir", required=True, help="the bundle's models/ folder")
     export.add_argument("--continuation", action="store_true",
                         help="also write pretext_checkpoint.pt (network and heads in float16, no optimizer state) "

@@ -82,3 +82,36 @@ def test_truncated_checkpoint_is_named(tmp_path):
     path.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(ValueError, match="model.pt is not a readable PyTorch checkpoint"):
         load_checkpoint(str(path))
+
+
+@pytest.mark.parametrize("trainer", [{"epoch_length": 4, "iteration": 12, "max_epochs": 3},
+                                     {"epoch": 3, "iteration": 12}], ids=["ignite_state", "older_counters"])
+def test_export_writes_a_plain_model_and_a_resumable_continuation(tmp_path, trainer):
+    from ignite.engine import Engine
+    from monai.handlers import CheckpointLoader
+
+    from monai_ssl import PretextModel
+    from monai_ssl.checkpoint import export_weights
+    from monai_ssl.engine import pretext_save_dict
+    from tests.helpers import small_unet
+
+    model = PretextModel(small_unet(), ["rotation", "colorization"])
+    source = {"model": model.network.state_dict(), "heads": model.heads.state_dict(), "config": model.config(),
+              "optimizer": {"state": {}, "param_groups": []}, "trainer": trainer}
+    save_checkpoint(source, str(tmp_path / "pretext_checkpoint.pt"))
+    written = export_weights(str(tmp_path / "pretext_checkpoint.pt"), str(tmp_path / "out" / "model.pt"),
+                             str(tmp_path / "out" / "continuation.pt"))
+    plain = torch.load(written["model"], weights_only=True)
+    assert all(torch.equal(plain[k], v) for k, v in model.network.state_dict().items())
+    continuation = torch.load(written["continuation"], weights_only=True)
+    assert set(continuation) == {"model", "heads", "config", "trainer"}
+    assert continuation["trainer"] == {"epoch_length": 4, "iteration": 12, "max_epochs": 3}
+    assert all(v.dtype == torch.float16 for v in continuation["heads"].values() if v.is_floating_point())
+    # MONAI's loader resumes from it: counters restored, weights back in float32
+    fresh = PretextModel(small_unet(seed=5), ["rotation", "colorization"])
+    engine = Engine(lambda *_: None)
+    engine.state.max_epochs = 10
+    save_dict = pretext_save_dict(fresh, torch.optim.Adam(fresh.parameters()), engine)
+    CheckpointLoader(written["continuation"], resumable_objects(save_dict, written["continuation"]))(engine)
+    assert (engine.state.iteration, engine.state.epoch) == (12, 3)
+    torch.testing.assert_close(fresh.network.state_dict(), model.network.state_dict(), rtol=1e-3, atol=1e-3)
