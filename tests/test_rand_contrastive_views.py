@@ -53,7 +53,7 @@ def test_metatensor_views_carry_their_own_affine():
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"flip_prob": 2.0}, "flip_prob must be a probability"), ({"noise_std": -1.0}, "noise_std must be >= 0"),
-     ({"view_size": 0}, "view_size must be >= 1")],
+     ({"view_size": 0}, "view_size must be a positive int")],
 )
 def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):

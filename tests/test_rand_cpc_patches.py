@@ -59,7 +59,7 @@ def test_dictionary_keys_share_the_cubes():
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"grid": (1, 4, 4)}, "at least 2 rows"), ({"context_rows": 4}, "context_rows must be between 1 and 3"),
-     ({"jitter": -1}, "jitter must be >= 0"), ({"patch_size": 0}, "must be >= 1")],
+     ({"jitter": -1}, "jitter must be an int >= 0"), ({"patch_size": 0}, "patch_size must be a positive int")],
 )
 def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -84,7 +84,7 @@ def test_the_input_is_never_modified_and_types_follow_it():
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"shuffle_prob": 1.5}, "shuffle_prob must be a probability"), ({"inpaint_prob": -0.1}, "inpaint_prob"),
-     ({"paint_holes": 0}, "paint_holes must be >= 1"), ({"shuffle_size": 0}, "shuffle_size must be >= 1")],
+     ({"paint_holes": 0}, "paint_holes must be >= 1"), ({"shuffle_size": 0}, "shuffle_size must be a positive int")],
 )
 def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import RandomizableTransform
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor, ensure_tuple
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from monai_ssl.transforms.utils import RandArrayWrapperd
+from monai_ssl.transforms.utils import RandArrayWrapperd, one_target_per_key
 
 __all__ = [
     "RandIntensityColorization",
@@ -218,12 +218,7 @@ class RandIntensityColorizationd(RandArrayWrapperd):
         super().__init__(
             keys, RandIntensityColorization(mode, invert_prob, bins, bin_range, lut_size), allow_missing_keys
         )
-        self.target_keys = ensure_tuple(target_key)
-        if len(self.target_keys) != len(self.keys):
-            raise ValueError(
-                f"target_key must name one target per key: {len(self.keys)} keys but {len(self.target_keys)} "
-                "target keys."
-            )
+        self.target_keys = one_target_per_key(self.keys, target_key)
         self.colorization = self.array_transform
 
     @property

@@ -8,7 +8,7 @@ Reference:
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
@@ -23,9 +23,15 @@ from monai.transforms import (
     RandShiftIntensity,
     RandSpatialCrop,
 )
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor, ensure_tuple_rep
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from monai_ssl.transforms.utils import RandArrayWrapperd, spatial_shape_of
+from monai_ssl.transforms.utils import (
+    RandArrayWrapperd,
+    as_positive_tuple,
+    check_probability,
+    patch_batch,
+    spatial_shape_of,
+)
 
 __all__ = ["RandContrastiveViews", "RandContrastiveViewsd", "RandContrastiveViewsD", "RandContrastiveViewsDict"]
 
@@ -62,13 +68,10 @@ class RandContrastiveViews(RandomizableTransform):
         RandomizableTransform.__init__(self, prob=1.0)
         for name, value in (("flip_prob", flip_prob), ("intensity_prob", intensity_prob),
                             ("noise_prob", noise_prob), ("blur_prob", blur_prob)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
+            check_probability(name, value)
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}.")
-        self.view_size = tuple(int(v) for v in ensure_tuple_rep(view_size, 3))
-        if min(self.view_size) < 1:
-            raise ValueError(f"view_size must be >= 1 along every axis, got {view_size}.")
+        self.view_size = as_positive_tuple(view_size, 3, "view_size")
         self.augment = Compose([
             RandSpatialCrop(self.view_size, random_size=False),
             *(RandFlip(prob=flip_prob, spatial_axis=axis) for axis in range(3)),
@@ -103,10 +106,7 @@ class RandContrastiveViews(RandomizableTransform):
         if not (isinstance(img, MetaTensor) and isinstance(data, MetaTensor)):
             return convert_to_dst_type(stacked, img)[0]
         # a batch of the two views, each with the geometry MONAI's crop and flips gave it (out[i].affine)
-        meta = {k: v for k, v in data.meta.items() if k != "affine"}
-        batch = MetaTensor(stacked, affine=torch.stack([v.affine for v in views]), meta=meta)
-        batch.is_batch = True
-        return batch
+        return patch_batch(stacked, data, torch.stack([v.affine for v in views]))
 
 
 class RandContrastiveViewsd(RandArrayWrapperd):
@@ -125,13 +125,6 @@ class RandContrastiveViewsd(RandArrayWrapperd):
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False, **kwargs) -> None:
         super().__init__(keys, RandContrastiveViews(**kwargs), allow_missing_keys)
         self.views = self.array_transform
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        self.views.randomize()
-        for key in self.key_iterator(d):
-            d[key] = self.views(d[key], randomize=False)
-        return d
 
 
 RandContrastiveViewsD = RandContrastiveViewsDict = RandContrastiveViewsd

@@ -7,14 +7,21 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import RandomizableTransform
-from monai.utils import TransformBackends, ensure_tuple_rep
+from monai.utils import TransformBackends
 
-from monai_ssl.transforms.utils import RandArrayWrapperd, crop_patches, spatial_shape_of, stack_patches_like
+from monai_ssl.transforms.utils import (
+    RandArrayWrapperd,
+    as_non_negative_int,
+    as_positive_tuple,
+    crop_patches,
+    spatial_shape_of,
+    stack_patches_like,
+)
 
 __all__ = ["RandCPCPatches", "RandCPCPatchesd", "RandCPCPatchesD", "RandCPCPatchesDict"]
 
@@ -46,19 +53,15 @@ class RandCPCPatches(RandomizableTransform):
         context_rows: int | None = None,
     ) -> None:
         RandomizableTransform.__init__(self, prob=1.0)
-        self.patch_size = tuple(int(p) for p in ensure_tuple_rep(patch_size, 3))
-        self.grid = tuple(int(g) for g in ensure_tuple_rep(grid, 3))
-        if min(self.patch_size) < 1 or min(self.grid) < 1:
-            raise ValueError(f"patch_size and grid must be >= 1 along every axis, got {patch_size} and {grid}.")
+        self.patch_size = as_positive_tuple(patch_size, 3, "patch_size")
+        self.grid = as_positive_tuple(grid, 3, "grid")
         if self.grid[0] < 2:
             raise ValueError(f"grid needs at least 2 rows along the first axis (context and target), got {grid}.")
         self.context_rows = self.grid[0] // 2 if context_rows is None else int(context_rows)
         if not 1 <= self.context_rows < self.grid[0]:
             raise ValueError(f"context_rows must be between 1 and {self.grid[0] - 1} (the grid's rows minus one), "
                              f"got {context_rows}.")
-        if jitter < 0:
-            raise ValueError(f"jitter must be >= 0, got {jitter}.")
-        self.jitter = int(jitter)
+        self.jitter = as_non_negative_int(jitter, "jitter")
         self._shifts = np.zeros((self.num_patches, 3), dtype=int)
         self._starts: np.ndarray | None = None
 
@@ -122,13 +125,6 @@ class RandCPCPatchesd(RandArrayWrapperd):
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False, **kwargs) -> None:
         super().__init__(keys, RandCPCPatches(**kwargs), allow_missing_keys)
         self.patches = self.array_transform
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        self.patches.randomize()
-        for key in self.key_iterator(d):
-            d[key] = self.patches(d[key], randomize=False)
-        return d
 
 
 RandCPCPatchesD = RandCPCPatchesDict = RandCPCPatchesd

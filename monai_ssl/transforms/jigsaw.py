@@ -277,10 +277,7 @@ class RandVolumeJigsawd(RandArrayWrapperd):
         return self.jigsaw.num_classes
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        self.jigsaw.randomize()
-        for key in self.key_iterator(d):
-            d[key] = self.jigsaw(d[key], randomize=False)
+        d = super().__call__(data)
         d[self.label_key] = torch.tensor(self.jigsaw.label, dtype=torch.long)
         if self.jigsaw.flip_axes:
             d[self.flip_label_key] = torch.as_tensor(self.jigsaw.flips, dtype=torch.float32)

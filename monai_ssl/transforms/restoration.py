@@ -13,10 +13,15 @@ import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import get_track_meta
 from monai.transforms import RandCoarseDropout, RandCoarseShuffle, RandomizableTransform
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor, ensure_tuple
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from monai_ssl.transforms.colorization import RandIntensityColorization
-from monai_ssl.transforms.utils import RandArrayWrapperd
+from monai_ssl.transforms.utils import (
+    RandArrayWrapperd,
+    as_positive_tuple,
+    check_probability,
+    one_target_per_key,
+)
 
 __all__ = [
     "RandRestorationDegradation",
@@ -24,12 +29,6 @@ __all__ = [
     "RandRestorationDegradationD",
     "RandRestorationDegradationDict",
 ]
-
-
-def _check_probability(name: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
-    return float(value)
 
 
 class RandRestorationDegradation(RandomizableTransform):
@@ -76,17 +75,16 @@ class RandRestorationDegradation(RandomizableTransform):
         paint_size: int | Sequence[int] = 8,
     ) -> None:
         RandomizableTransform.__init__(self, prob=1.0)
-        self.shuffle_prob = _check_probability("shuffle_prob", shuffle_prob)
-        self.remap_prob = _check_probability("remap_prob", remap_prob)
-        self.paint_prob = _check_probability("paint_prob", paint_prob)
-        self.inpaint_prob = _check_probability("inpaint_prob", inpaint_prob)
+        self.shuffle_prob = check_probability("shuffle_prob", shuffle_prob)
+        self.remap_prob = check_probability("remap_prob", remap_prob)
+        self.paint_prob = check_probability("paint_prob", paint_prob)
+        self.inpaint_prob = check_probability("inpaint_prob", inpaint_prob)
         for name, value in (("shuffle_holes", shuffle_holes), ("paint_holes", paint_holes)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}.")
-        for name, value in (("shuffle_size", shuffle_size), ("paint_size", paint_size)):
-            if min(ensure_tuple(value)) < 1:
-                raise ValueError(f"{name} must be >= 1 voxel along every axis, got {value}.")
-        max_paint = [2 * s for s in paint_size] if isinstance(paint_size, Sequence) else 2 * paint_size
+        shuffle_size = as_positive_tuple(shuffle_size, 3, "shuffle_size")
+        paint_size = as_positive_tuple(paint_size, 3, "paint_size")
+        max_paint = [2 * s for s in paint_size]
         self.shuffle = RandCoarseShuffle(holes=int(shuffle_holes), spatial_size=shuffle_size, prob=1.0)
         self.remap = RandIntensityColorization(mode="remap")
         self.inpaint = RandCoarseDropout(holes=int(paint_holes), spatial_size=paint_size, max_spatial_size=max_paint,
@@ -155,12 +153,7 @@ class RandRestorationDegradationd(RandArrayWrapperd):
         **kwargs,
     ) -> None:
         super().__init__(keys, RandRestorationDegradation(**kwargs), allow_missing_keys)
-        self.target_keys = ensure_tuple(target_key)
-        if len(self.target_keys) != len(self.keys):
-            raise ValueError(
-                f"target_key must name one target per key: {len(self.keys)} keys but {len(self.target_keys)} "
-                "target keys."
-            )
+        self.target_keys = one_target_per_key(self.keys, target_key)
         self.degradation = self.array_transform
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:

@@ -172,10 +172,7 @@ class RandSliceRotationd(RandArrayWrapperd, InvertibleTransform):
         return self.rotation.num_classes
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        self.rotation.randomize()
-        for key in self.key_iterator(d):
-            d[key] = self.rotation(d[key], randomize=False)
+        d = super().__call__(data)
         d[self.label_key] = torch.tensor(self.rotation.label, dtype=torch.long)
         return d
 

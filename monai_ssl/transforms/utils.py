@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import ensure_tuple
 
 __all__ = [
     "RandArrayWrapperd",
     "as_positive_tuple",
     "as_non_negative_int",
+    "check_probability",
     "crop_patches",
+    "one_target_per_key",
+    "patch_batch",
     "stack_patches_like",
     "spatial_shape_of",
 ]
@@ -84,17 +88,15 @@ def stack_patches_like(
         for axis in axes:  # the first voxel of a flipped axis is the last of the region it was cut from
             affines[index, :3, 3] += volume_affine[:3, axis] * (size[axis] - 1)
             affines[index, :3, axis] *= -1
-    meta = {k: v for k, v in img.meta.items() if k != "affine"}
-    batch = MetaTensor(out, affine=affines, meta=meta)
-    batch.is_batch = True
-    return batch
+    return patch_batch(out, img, affines)
 
 
 class RandArrayWrapperd(RandomizableTransform, MapTransform):
     """Base of the dictionary pretext transforms: one array transform whose single draw is shared by every key.
 
-    Subclasses draw once per call (``array_transform.randomize(...)``) and apply the array transform with
-    ``randomize=False`` to each key; ``set_random_state`` seeds the array transform, where every draw happens.
+    ``__call__`` draws once (``array_transform.randomize()``) and applies the array transform with
+    ``randomize=False`` to each key; subclasses add their labels to its result, or override it where the draw needs
+    the data or writes other keys. ``set_random_state`` seeds the array transform, where every draw happens.
 
     Args:
         keys: keys of the volumes.
@@ -112,3 +114,37 @@ class RandArrayWrapperd(RandomizableTransform, MapTransform):
         super().set_random_state(seed, state)
         self.array_transform.set_random_state(seed, state)
         return self
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        """One draw, then each key through the array transform; subclasses add their labels to the result."""
+        d = dict(data)
+        self.array_transform.randomize()
+        for key in self.key_iterator(d):
+            d[key] = self.array_transform(d[key], randomize=False)
+        return d
+
+
+def one_target_per_key(keys: Sequence[Hashable], target_key: str | Sequence[str]) -> tuple[str, ...]:
+    """The target keys of a dictionary transform that writes one target per input key, checked to match."""
+    target_keys = ensure_tuple(target_key)
+    if len(target_keys) != len(keys):
+        raise ValueError(
+            f"target_key must name one target per key: {len(keys)} keys but {len(target_keys)} target keys."
+        )
+    return target_keys
+
+
+def check_probability(name: str, value: float) -> float:
+    """``value`` as a float, or a ``ValueError`` naming the argument when it is not in [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
+    return float(value)
+
+
+def patch_batch(patches: torch.Tensor, img: MetaTensor, affines: torch.Tensor) -> MetaTensor:
+    """A MetaTensor batch ``(N, ...)`` of patches cut from ``img``: ``out[i]`` carries ``affines[i]`` and the rest of
+    ``img``'s metadata."""
+    meta = {k: v for k, v in img.meta.items() if k != "affine"}
+    batch = MetaTensor(patches, affine=affines, meta=meta)
+    batch.is_batch = True
+    return batch
