@@ -71,11 +71,13 @@ class PretextTask:
         return self.loss(prediction, batch[self.label_key])
 
     def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
-        """Fraction of correct class predictions in the batch; ``None`` for a regression task."""
-        if not self.num_classes:
+        """The batch's score when it is an accuracy (``score_name`` ends in ``accuracy``: correct classes, pairs,
+        triplets or predictions), for the training logs; ``None`` for an error ratio or a batch with nothing to
+        score."""
+        if not self.score_name.endswith("accuracy"):
             return None
         correct, total = self.score_counts(prediction, batch)
-        return correct / total
+        return correct / total if total else None
 
     def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
         """Two sums whose ratio over a held-out set is the task's score: ``(correct, samples)`` by default."""
@@ -161,9 +163,6 @@ class DenseRestorationTask(PretextTask):
 
     def predict(self, adapter: EncoderAdapter, head: nn.Module, batch: Batch) -> torch.Tensor:
         return head(adapter.network(batch[self.input_key]))
-
-    def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
-        return None
 
     def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
         """The squared error of the restoration and of the degraded input itself (the identity baseline)."""

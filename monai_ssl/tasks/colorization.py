@@ -52,12 +52,6 @@ class ColorizationTask(DenseRestorationTask):
             prediction = prediction.reshape(b, -1, self.bins, *spatial).transpose(1, 2)
         return prediction
 
-    def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
-        if self.bins is None:
-            return None
-        correct, total = self.score_counts(prediction, batch)
-        return correct / total
-
     def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
         """Restored images: see :py:class:`DenseRestorationTask`; bins: ``(correct voxels, voxels)``."""
         if self.bins is None:

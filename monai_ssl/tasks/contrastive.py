@@ -54,10 +54,6 @@ class TwoViewTask(PretextTask):
         features = pool_features(adapter.encode(views.flatten(0, 1))[-1])
         return head(features).reshape(batch_size, 2, -1)
 
-    def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
-        correct, total = self.score_counts(prediction, batch)
-        return correct / total if total else None
-
     def chance_score(self) -> float:
         return 0.5
 

@@ -107,10 +107,6 @@ class CPCTask(PretextTask):
         logits = predicted @ actual.T / self.temperature
         return self.loss(logits, torch.arange(logits.shape[0], device=logits.device))
 
-    def accuracy(self, prediction: torch.Tensor, batch: Batch) -> float | None:
-        correct, total = self.score_counts(prediction, batch)
-        return correct / total if total else None
-
     def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
         """``(predictions nearer their own target than the next sample's at the same position, predictions)``;
         none for a batch of one."""
