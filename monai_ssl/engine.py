@@ -9,6 +9,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any, TextIO
 
 import numpy as np
+import ignite.distributed as idist
 import torch
 from ignite.contrib.handlers import ProgressBar
 from ignite.engine import Engine
@@ -172,7 +173,7 @@ class RandomStates:
         else:
             for generator, saved in zip(generators, state["transforms"]):
                 _set_numpy_state(generator, saved)
-        rank = _distributed_rank()
+        rank = idist.get_rank()
         if rank > 0:
             # rank 0 alone saves, so these are its streams: every other rank branches off them with its own seed,
             # or all ranks would draw the same crops and pseudo-labels after a resume
@@ -182,11 +183,6 @@ class RandomStates:
             random.seed(seed)
             for index, generator in enumerate(generators):
                 generator.seed((seed + 1 + index) % 2**32)
-
-
-def _distributed_rank() -> int:
-    distributed = torch.distributed
-    return distributed.get_rank() if distributed.is_available() and distributed.is_initialized() else 0
 
 
 class TrainingConfig:

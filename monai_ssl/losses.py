@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import ignite.distributed as idist
 import torch
 from monai.losses import ContrastiveLoss
 from torch import nn
@@ -70,8 +71,7 @@ class RestorationLoss(nn.Module):
 def _gather_with_gradients(features: torch.Tensor) -> torch.Tensor:
     """``features`` of every process, concatenated in rank order, differentiable with respect to this process's
     part; unchanged outside ``torch.distributed``."""
-    distributed = torch.distributed
-    if not (distributed.is_available() and distributed.is_initialized()) or distributed.get_world_size() == 1:
+    if idist.get_world_size() == 1:
         return features
     from torch.distributed.nn.functional import all_gather
 

@@ -146,7 +146,7 @@ def test_after_a_distributed_resume_each_rank_draws_its_own_stream(monkeypatch):
     saved = states.state_dict()
     draws = {}
     for rank in (0, 1, 1, 2):
-        monkeypatch.setattr(engine_module, "_distributed_rank", lambda rank=rank: rank)
+        monkeypatch.setattr(engine_module.idist, "get_rank", lambda rank=rank: rank)
         states.load_state_dict(saved)
         draws.setdefault(rank, []).append((torch.rand(3).tolist(), [g.randint(1000) for g in states._generators()]))
     assert draws[1][0] == draws[1][1]  # deterministic per rank

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import nibabel as nib
 import numpy as np
-import torch
+import ignite.distributed as idist
 from monai.data import load_decathlon_datalist, partition_dataset
 
 from monai_ssl.data.phantom import write_phantom_dataset
@@ -262,9 +262,9 @@ def rank_partition(files: Sequence[Mapping], seed: int = 0) -> list:
     two GPUs), every rank takes them all (logged); per-rank seeds still give each rank its own crops. Without a
     process group, all files.
     """
-    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+    world_size, rank = idist.get_world_size(), idist.get_rank()
+    if world_size == 1:
         return list(files)
-    world_size, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
     if len(files) < world_size:
         logger.warning("%d training file(s) for %d processes: every process reads all of them", len(files), world_size)
         return list(files)
