@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO))
 from monai_ssl.data.synthesis import BRAIN_REGIONS, group_labels, synthesize_t1  # noqa: E402
 from monai_ssl import list_tasks  # noqa: E402
 from monai_ssl.demo import find_bundles_dir, run_bundle  # noqa: E402
+from monai_ssl.utils import atomic_path  # noqa: E402
 
 # the "all" arm: the shipped encoder's mix; every registered task is also an arm of its own
 TASKS = ["jigsaw", "rotation", "colorization", "relative_position"]
@@ -166,11 +167,13 @@ def pretrain(bundles: Path, work: Path, arm: str, seed: int, pool: list[dict], p
                 "roi_size": preset["pretrain_roi"], **network_overrides(preset, 1)}
     key = hashlib.sha256(json.dumps([pool, settings], sort_keys=True).encode()).hexdigest()[:16]
     output = work / "pretrain" / f"{arm}_seed{seed}_{key}"
-    model = output / "models" / "model.pt"
-    if not model.exists():
+    model, finished = output / "models" / "model.pt", output / "finished"
+    # not model.pt alone: MONAI's CheckpointSaver also writes its final file when a run stops with an exception
+    if not finished.exists():
         run_bundle(str(bundles / "pretext_pretraining" / "configs" / "train.json"),
                    datalist=write_datalist(work / "lists" / f"pool_{key}.json", training=pool),
                    output_dir=str(output), ckpt_dir=str(output / "models"), **settings)
+        finished.touch()
     return str(model)
 
 
@@ -189,14 +192,24 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     if budget % interval:
         raise ValueError(f"the {dataset} budget of {budget} iterations is not a multiple of curve_interval {interval}.")
     datalist = write_datalist(work / "lists" / f"{run_name}.json", training=labelled, validation=evaluation)
+    settings = dict(
+        label_names=label_names, label_groups=label_groups, seed=seed, epoch_length=interval,
+        max_epochs=budget // interval, val_interval=1, roi_size=preset["roi"], samples_per_volume=preset["samples"],
+        batch_size=preset["batch"], use_pretrained=pretrained is not None, pretrained_path=pretrained,
+        **network_overrides(preset, in_channels), **overrides)
+    # a finished run is kept under a hash of everything it depends on, so that an interrupted benchmark re-run
+    # picks up where it stopped (and a changed setting or checkpoint is never mistaken for a finished run)
+    key = hashlib.sha256(json.dumps([Path(datalist).read_text(), settings,
+                                     file_digest(pretrained) if pretrained else None], sort_keys=True).encode())
+    finished = work / "fine_tune" / run_name / f"result_{key.hexdigest()[:16]}.json"
+    if finished.exists():
+        print(f"  {run_name}: finished earlier, result reused from {finished}", flush=True)
+        result = json.loads(finished.read_text())
+        return result["dice"], [tuple(point) for point in result["curve"]]
     workflow = ConfigWorkflow(
         config_file=str(bundles / "brain_mri_segmentation" / "configs" / "train.json"), workflow_type="train",
         datalist=datalist, output_dir=str(work / "fine_tune" / run_name),
-        ckpt_dir=str(work / "fine_tune" / run_name / "models"), label_names=label_names,
-        label_groups=label_groups, seed=seed, epoch_length=interval, max_epochs=budget // interval, val_interval=1,
-        roi_size=preset["roi"], samples_per_volume=preset["samples"], batch_size=preset["batch"],
-        use_pretrained=pretrained is not None, pretrained_path=pretrained, **network_overrides(preset, in_channels),
-        **overrides)
+        ckpt_dir=str(work / "fine_tune" / run_name / "models"), **settings)
     workflow.initialize()
     trainer = workflow.parser.get_parsed_content("train#trainer")
     evaluator = workflow.parser.get_parsed_content("validate#evaluator")
@@ -208,7 +221,15 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     workflow.run()
     workflow.finalize()
     metrics = evaluator.state.metrics
-    return {k[len("val_dice_"):]: float(v) for k, v in metrics.items() if k.startswith("val_dice_")}, curve
+    dice = {k[len("val_dice_"):]: float(v) for k, v in metrics.items() if k.startswith("val_dice_")}
+    with atomic_path(finished) as temporary:
+        Path(temporary).write_text(json.dumps({"dice": dice, "curve": curve}))
+    return dice, curve
+
+
+def file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # ---- reporting -----------------------------------------------------------------------------------------------
@@ -269,6 +290,8 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=["scratch", "all"], choices=ARMS)
     parser.add_argument("--datasets", nargs="+", default=["regions", "tumour"], choices=["regions", "tumour"])
     parser.add_argument("--seeds", nargs="+", type=int, help="fine-tuning seeds (default: the preset's)")
+    parser.add_argument("--label-counts", nargs="+", type=int,
+                        help="labelled region subjects per setting (default: the preset's)")
     parser.add_argument("--pretrained", nargs="+", metavar="ARM=PATH[,PATH...]",
                         help="checkpoints of the pretrained arms, one per seed or one for all (default: the "
                         "shipped encoder for 'all')")
@@ -285,6 +308,10 @@ def main() -> None:
     preset = dict(PRESETS[args.preset])
     if args.seeds:
         preset["seeds"] = args.seeds
+    if args.label_counts:
+        if min(args.label_counts) < 1:
+            raise SystemExit(f"--label-counts must be positive, got {args.label_counts}.")
+        preset["label_counts"] = sorted(set(args.label_counts))
     data_root = Path(args.data_root)
     if not data_root.is_dir():
         raise SystemExit(f"--data-root {data_root} is not a folder laid out like ../shared/data.")
@@ -356,8 +383,10 @@ def main() -> None:
                                                args.fine_tune_overrides)
                     dice = {region: metrics[region] for region in TUMOUR_REGIONS}
                     results["tumour"][1][arm][(seed, fold)] = {"dice": dice, "curve": curve}
-    write_results(args, preset, results, pretrained, time.time() - start,
-                  {"tumour": (brats_train, brats_eval), "regions": (args.regions_train, args.regions_eval)})
+        # after every arm, so that a long run stopped early still leaves the arms it finished
+        write_results(args, preset, results, pretrained, time.time() - start,
+                      {"tumour": (brats_train, brats_eval), "regions": (args.regions_train, args.regions_eval)},
+                      final=arm == args.arms[-1])
 
 
 def choose_budget(args, preset, bundles, work, regions, train_subjects, region_names, tumour_names) -> None:
@@ -393,7 +422,8 @@ def report_budget(dataset: str, setting: str, curve: list[tuple[int, float]]) ->
             f"curve {points}")
 
 
-def write_results(args, preset: dict, results: dict, pretrained: dict, seconds: float, subjects: dict) -> None:
+def write_results(args, preset: dict, results: dict, pretrained: dict, seconds: float, subjects: dict,
+                  final: bool = True) -> None:
     out = Path(args.results_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -408,7 +438,8 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, seconds: 
              f"- command: `python benchmarks/label_efficiency.py {' '.join(sys.argv[1:])}`",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit}",
              f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch threads {preset['threads']}",
-             f"- wall time: {seconds / 60:.1f} min",
+             f"- wall time: {seconds / 60:.1f} min" + ("" if final else
+                                                       f" (unfinished: arms {list(results_arms(results))} so far)"),
              f"- preset `{args.preset}`: {json.dumps(preset)}",
              f"- pretrained weights: {pretraining}",
              f"- fine-tuning overrides for every arm: {json.dumps(args.fine_tune_overrides) or '{}'}",
@@ -460,8 +491,14 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, seconds: 
            for dataset, settings in results.items()}
     (out / "label_efficiency.json").write_text(json.dumps(raw, indent=1) + "\n")
     plot(results, out / "label_efficiency.png")
+    if not final:
+        return
     print("\n".join(lines))
     print(f"\nwrote {out / 'label_efficiency.md'} and {out / 'label_efficiency.png'}")
+
+
+def results_arms(results: dict) -> dict:
+    return {arm: None for settings in results.values() for arms in settings.values() for arm in arms}
 
 
 def goals(headline: dict) -> list[str]:

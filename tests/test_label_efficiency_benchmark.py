@@ -48,3 +48,14 @@ def test_smoke_run_writes_the_results(tmp_path):
     assert (tmp_path / "results" / "label_efficiency.png").stat().st_size > 5000
     pretrained = list((tmp_path / "work" / "pretrain").iterdir())
     assert sorted(p.name.split("_seed0_")[0] for p in pretrained) == ["cpc", "rotation"]  # cached under a hash
+    assert "unfinished" not in table
+
+    # a re-run (e.g. after an interruption) reuses every finished fine-tuning run and reproduces the table
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert rerun.stdout.count("finished earlier, result reused") == 3 * 3  # 3 arms x (regions + 2 tumour folds)
+
+    def without_timing(text):
+        return [line for line in text.splitlines() if not line.startswith(("- date", "- wall time"))]
+
+    assert without_timing((tmp_path / "results" / "label_efficiency.md").read_text()) == without_timing(table)
