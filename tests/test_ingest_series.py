@@ -1,6 +1,7 @@
 """Volumes built from DICOM series match the expected geometry, MONAI's ITK reader and dcm2niix."""
 
 import glob
+import os
 import shutil
 import subprocess
 
@@ -10,7 +11,7 @@ import pydicom
 import pytest
 from monai.transforms import LoadImage
 from pydicom.data import get_testdata_file
-from pydicom.uid import JPEG2000Lossless, RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
 from monai_ssl.ingest import SeriesProblem, convert_series, read_file_record, series_geometry, validate_series
 from tests.conftest import shared_path
@@ -65,6 +66,24 @@ def test_compressed_series_decode_to_the_same_volume(tmp_path, syntax):
     series = write_series(str(tmp_path), rows=64, columns=64, count=10, compress=syntax)
     assert pydicom.dcmread(series["paths"][0]).file_meta.TransferSyntaxUID == syntax
     volume, _ = convert_series(records_of(series["paths"]))
+    np.testing.assert_array_equal(volume, series["volume"])
+
+
+@pytest.mark.skipif(shutil.which("dcmcjpeg") is None, reason="dcmtk's dcmcjpeg is not installed (Debian package dcmtk)")
+@pytest.mark.parametrize("bits", [12, 16])
+def test_jpeg_lossless_process_14_from_dcmtk_decodes_to_the_same_volume(tmp_path, bits):
+    """JPEG lossless, first-order prediction (1.2.840.10008.1.2.4.70), the commonest syntax of PACS exports,
+    encoded by a real encoder: dcmtk's ``dcmcjpeg`` (its default, ``--encode-lossless-sv1``)."""
+    series = write_series(str(tmp_path / "raw"), rows=24, columns=20, count=6, modality="MR")
+    encoded = []
+    for path in series["paths"]:
+        if bits == 12:  # CT and older MR store 12 bits
+            rewrite(path, BitsStored=12, HighBit=11)
+        target = str(tmp_path / os.path.basename(path))
+        subprocess.run(["dcmcjpeg", "--encode-lossless-sv1", path, target], check=True, capture_output=True)
+        encoded.append(target)
+    assert pydicom.dcmread(encoded[0]).file_meta.TransferSyntaxUID == JPEGLosslessSV1
+    volume, _ = convert_series(records_of(encoded))
     np.testing.assert_array_equal(volume, series["volume"])
 
 

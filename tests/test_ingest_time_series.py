@@ -96,9 +96,19 @@ def test_each_volume_matches_dcm2niix(tmp_path):
         np.testing.assert_allclose(np.asarray(ours.dataobj), theirs.get_fdata()[..., t], atol=1e-3)
 
 
-def test_a_series_exported_twice_is_duplicate_slice_not_two_volumes(tmp_path):
+def test_a_series_exported_twice_is_one_volume_and_its_copies_are_reported(tmp_path):
     series = write_series(str(tmp_path / "archive" / "a"), count=COUNT, rows=8, columns=10)
     shutil.copytree(tmp_path / "archive" / "a", tmp_path / "archive" / "copy")
+    summary, entries, report = index(tmp_path / "archive", tmp_path / "out")
+    assert summary.accepted == 1 and "volume" not in entries[0]
+    assert summary.skipped == {"duplicate_instance": COUNT}
+    np.testing.assert_array_equal(load(tmp_path / "out", entries[0]), series["volume"])
+
+
+def test_copies_with_new_instance_uids_are_duplicate_slices_not_time_points(tmp_path):
+    write_series(str(tmp_path / "archive" / "a"), count=COUNT, rows=8, columns=10)
+    shutil.copytree(tmp_path / "archive" / "a", tmp_path / "archive" / "copy")
+    for path in (tmp_path / "archive" / "copy").iterdir():
+        rewrite(str(path), SOPInstanceUID=generate_uid())
     summary, entries, _ = index(tmp_path / "archive", tmp_path / "out")
     assert entries == [] and summary.skipped == {"duplicate_slice": 1}
-    assert len(series["paths"]) == COUNT

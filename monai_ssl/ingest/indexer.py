@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from monai_ssl.ingest.records import DICOM, NIFTI, read_file_record, read_nifti_bytes, salted_hash, walk_files
+from monai_ssl.ingest.records import (
+    DICOM,
+    NIFTI,
+    expand_slices,
+    read_file_record,
+    read_nifti_bytes,
+    salted_hash,
+    walk_files,
+)
 from monai_ssl.ingest.series import (
     FOUR_D_MODES,
     SeriesProblem,
@@ -38,10 +46,11 @@ __all__ = ["IndexSummary", "index_archive", "load_or_create_salt", "default_salt
 
 logger = logging.getLogger(__name__)
 
-_RECORD_FIELDS = ("path", "sop_class", "modality", "image_type", "series_uid", "series_key", "study_key",
+_RECORD_FIELDS = ("path", "sop_class", "modality", "image_type", "series_uid", "instance_key", "series_key", "study_key",
                   "subject_key", "frames", "rows", "columns", "pixel_spacing", "orientation", "position",
-                  "gantry_tilt", "transfer_syntax", "instance", "volume_tags")
-_JSON_FIELDS = ("pixel_spacing", "orientation", "position", "volume_tags")
+                  "gantry_tilt", "transfer_syntax", "instance", "volume_tags", "frame", "tile", "mosaic_tiles",
+                  "rescale", "stack")
+_JSON_FIELDS = ("pixel_spacing", "orientation", "position", "volume_tags", "rescale")
 
 
 @dataclass
@@ -265,6 +274,7 @@ def _open_database(path: str) -> sqlite3.Connection:
     db.execute("CREATE TABLE nifti (path, relative)")
     db.execute("CREATE TABLE skipped (item, reason, detail)")
     db.execute("CREATE INDEX dicom_series ON dicom (series_uid)")
+    db.execute("CREATE INDEX dicom_instance ON dicom (instance_key)")
     return db
 
 
@@ -345,14 +355,17 @@ def index_archive(
             for record in _bounded_map(executor, _ReadRecord(salt), files, window=4 * max(workers, 1)):
                 summary.files += 1
                 if record["kind"] == DICOM:
-                    db.execute(f"INSERT INTO dicom VALUES ({', '.join('?' * len(_RECORD_FIELDS))})",
-                               [json.dumps(record[k]) if k in _JSON_FIELDS else record[k] for k in _RECORD_FIELDS])
+                    # one row per slice: a mosaic's tiles and a multi-frame object's frames are slices too
+                    db.executemany(f"INSERT INTO dicom VALUES ({', '.join('?' * len(_RECORD_FIELDS))})",
+                                   [[json.dumps(piece[k]) if k in _JSON_FIELDS else piece[k] for k in _RECORD_FIELDS]
+                                    for piece in expand_slices(record)])
                 elif record["kind"] == NIFTI:
                     db.execute("INSERT INTO nifti VALUES (?, ?)",
                                (record["path"], os.path.relpath(record["path"], archive_dir)))
                 else:
                     db.execute("INSERT INTO skipped VALUES (?, ?, ?)",
                                (item_name(record["path"]), record["reason"], record["detail"]))
+            _drop_copies_of_instances(db, item_name)
             db.commit()
             entries = _process_all_series(db, executor, cache_dir, salt, (modalities, min_slices, four_d,
                                                                           max_volumes_per_series), workers,
@@ -379,12 +392,33 @@ def index_archive(
     return summary
 
 
+def _drop_copies_of_instances(db: sqlite3.Connection, item_name: Callable[[str], str]) -> None:
+    """Keep one file per SOP instance (the first path) and report the others as ``duplicate_instance``: an archive
+    exported twice, or one image in several transfer syntaxes, is the same data, not extra slices or volumes."""
+    first: dict[str, str] = {}
+    copies = []
+    for key, path in db.execute("SELECT DISTINCT instance_key, path FROM dicom WHERE instance_key != '' "
+                                "ORDER BY instance_key, path"):
+        if first.setdefault(key, path) != path:
+            copies.append(path)
+    for path in copies:
+        db.execute("DELETE FROM dicom WHERE path = ?", (path,))
+        db.execute("INSERT INTO skipped VALUES (?, ?, ?)", (item_name(path), "duplicate_instance",
+                                                            "a copy of an image indexed from another file (same SOP "
+                                                            "Instance UID)"))
+
+
 def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, options: tuple):
     """One job per DICOM series (one series' records in memory at a time) and per NIfTI file."""
     uids = [row[0] for row in db.execute("SELECT DISTINCT series_uid FROM dicom")]
     for uid in uids:
         records = [_decode_row(row) for row in db.execute("SELECT * FROM dicom WHERE series_uid = ?", (uid,))]
-        yield _SeriesJob(DICOM, records, os.path.join(cache_dir, records[0]["series_key"][:32]), *options)
+        stem = os.path.join(cache_dir, records[0]["series_key"][:32])
+        # the stacks of an enhanced multi-frame series (e.g. three orientations) are volumes of their own
+        stacks = sorted({r["stack"] for r in records})
+        for stack in stacks:
+            yield _SeriesJob(DICOM, [r for r in records if r["stack"] == stack],
+                             stem if len(stacks) == 1 else f"{stem}_stack{_safe_name(stack)}", *options)
     for path, relative in db.execute("SELECT path, relative FROM nifti").fetchall():
         key = salted_hash(salt, "series", "nifti", relative)
         record = {"path": path, "series_key": key, "study_key": key,
@@ -392,9 +426,14 @@ def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, options: tup
         yield _SeriesJob(NIFTI, [record], os.path.join(cache_dir, key[:32]), *options)
 
 
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text)[:16]
+
+
 def _process_all_series(db, executor, cache_dir, salt, options, workers, item_name, progress):
     """``options``: the jobs' ``(modalities, min_slices, four_d, max_volumes)``."""
-    total = db.execute("SELECT (SELECT COUNT(DISTINCT series_uid) FROM dicom) + (SELECT COUNT(*) FROM nifti)")
+    total = db.execute("SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT series_uid, stack FROM dicom)) "
+                       "+ (SELECT COUNT(*) FROM nifti)")
     jobs = _series_jobs(db, cache_dir, salt, options)
     results = _bounded_map(executor, _run_job, jobs, window=2 * max(workers, 1))
     entries = []

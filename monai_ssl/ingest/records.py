@@ -10,14 +10,20 @@ import gzip
 import hashlib
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["salted_hash", "walk_files", "read_file_record", "read_nifti_bytes", "NIFTI", "DICOM", "SKIPPED"]
+import numpy as np
+
+__all__ = ["salted_hash", "walk_files", "read_file_record", "expand_slices", "read_nifti_bytes", "NIFTI", "DICOM",
+           "SKIPPED"]
 
 NIFTI, DICOM, SKIPPED = "nifti", "dicom", "skipped"
 # attributes that tell apart the volumes of a 4D series (fMRI, perfusion, diffusion) at one slice position
 VOLUME_KEYWORDS = ("TemporalPositionIdentifier", "AcquisitionNumber", "TriggerTime", "DiffusionBValue")
+# dimension index pointers that place a frame within one 3D stack, not in time
+_IN_STACK_POSITION, _STACK_ID = 0x00209057, 0x00209056
 _NIFTI_MAGICS = (b"n+1\x00", b"ni1\x00", b"n+2\x00", b"ni2\x00")
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -149,6 +155,126 @@ def _dicom_record(path: str, salt: str, has_preamble: bool) -> dict:
         return _dicom_fields(ds, path, salt)
     except _BadHeaderValue as bad:
         return _skip("invalid_header", f"{bad.keyword} {bad.problem}")
+    except _MultiSliceProblem as problem:
+        return _skip(problem.reason, problem.detail)
+
+
+def _first_item(ds, keyword: str):
+    """The first item of a sequence attribute, or ``None``."""
+    sequence = _value(ds, keyword, None)
+    try:
+        return sequence[0] if sequence else None
+    except (TypeError, IndexError):
+        raise _BadHeaderValue(keyword, "is not a sequence")
+
+
+def _frame_attribute(groups, sequence: str):
+    """A functional group macro of one frame: its per-frame item, else the shared one (DICOM PS3.3 C.7.6.16)."""
+    for group in groups:
+        item = _first_item(group, sequence) if group is not None else None
+        if item is not None:
+            return item
+    return None
+
+
+def _enhanced_slices(ds) -> list[dict]:
+    """One slice per frame of an enhanced (or legacy-converted enhanced) multi-frame object, from its per-frame and
+    shared functional groups: plane position and orientation, pixel measures, frame content (stack, temporal
+    position, dimension index values), diffusion b-value, trigger delay and pixel value transformation."""
+    frames = _integer(ds, "NumberOfFrames", 1) or 1
+    per_frame = _value(ds, "PerFrameFunctionalGroupsSequence", None)
+    if not per_frame:
+        raise _MultiSliceProblem("multiframe_unsupported",
+                                 f"{frames} frames without per-frame functional groups: frame positions are unknown")
+    if len(per_frame) != frames:
+        raise _MultiSliceProblem("frames_inconsistent",
+                                 f"{len(per_frame)} per-frame functional groups for {frames} frames")
+    shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+    pointers = [int(_value(item, "DimensionIndexPointer", 0) or 0)
+                for item in (_value(ds, "DimensionIndexSequence", None) or [])]
+    # the dimensions that tell volumes apart: all but the position within a stack and the stack itself
+    volume_dimensions = [i for i, pointer in enumerate(pointers) if pointer not in (_IN_STACK_POSITION, _STACK_ID)]
+    slices = []
+    for frame, item in enumerate(per_frame):
+        groups = (item, shared)
+        position = _frame_attribute(groups, "PlanePositionSequence")
+        orientation = _frame_attribute(groups, "PlaneOrientationSequence")
+        measures = _frame_attribute(groups, "PixelMeasuresSequence")
+        content = _frame_attribute(groups, "FrameContentSequence")
+        diffusion = _frame_attribute(groups, "MRDiffusionSequence")
+        cardiac = _frame_attribute(groups, "CardiacSynchronizationSequence")
+        transformation = _frame_attribute(groups, "PixelValueTransformationSequence")
+        indices = _value(content, "DimensionIndexValues", []) if content is not None else []
+        indices = [indices] if isinstance(indices, int) else list(indices)
+        if pointers and len(indices) != len(pointers):
+            raise _MultiSliceProblem("frames_inconsistent", f"frame {frame + 1} has {len(indices)} dimension index "
+                                     f"values for {len(pointers)} dimensions")
+        slices.append({
+            "frame": frame,
+            "instance": frame + 1,
+            "position": _number_list(position, "ImagePositionPatient", 3) if position is not None else None,
+            "orientation": _number_list(orientation, "ImageOrientationPatient", 6) if orientation is not None
+            else None,
+            "pixel_spacing": _number_list(measures, "PixelSpacing", 2) if measures is not None else None,
+            "stack": _text(content, "StackID") if content is not None else "",
+            "volume_tags": [_number(content, "TemporalPositionIndex", -1.0) if content is not None else -1.0,
+                            _number(cardiac, "NominalCardiacTriggerDelayTime", -1.0) if cardiac is not None else -1.0,
+                            _number(diffusion, "DiffusionBValue", -1.0) if diffusion is not None else -1.0,
+                            *(float(indices[i]) for i in volume_dimensions)],
+            "rescale": [_number(transformation, "RescaleSlope", 1.0), _number(transformation, "RescaleIntercept", 0.0)]
+            if transformation is not None else [1.0, 0.0],
+        })
+    return slices
+
+
+def _mosaic_slices(ds, rows: int, columns: int) -> tuple[list[dict], int]:
+    """The tiles of a Siemens mosaic (an fMRI or diffusion volume stored as one image) as slices, and the tiles per
+    side. ``NumberOfImagesInMosaic`` comes from the CSA image header; the position of the first tile corrects
+    ImagePositionPatient, which refers to the whole mosaic, as nibabel's ``MosaicWrapper`` and dcm2niix do, and
+    the tiles step along the CSA ``SliceNormalVector`` by the slice spacing."""
+    with warnings.catch_warnings():  # nibabel.nicom warns on import about its DICOM readers, which are not used
+        warnings.simplefilter("ignore")
+        from nibabel.nicom import csareader
+
+    try:
+        csa = csareader.get_csa_header(ds, "image")
+        count = csareader.get_n_mosaic(csa) if csa else None
+        normal = csareader.get_slice_normal(csa) if csa else None
+    except Exception as error:  # noqa: BLE001 - a corrupt private header is a skipped series, never a crash
+        raise _MultiSliceProblem("mosaic_unreadable", f"the Siemens CSA header cannot be read ({type(error).__name__})")
+    if not count:
+        raise _MultiSliceProblem("mosaic_unreadable", "a MOSAIC image without NumberOfImagesInMosaic in its CSA header")
+    count = int(count)
+    per_side = math.ceil(math.sqrt(count))
+    if rows % per_side or columns % per_side:
+        raise _MultiSliceProblem("mosaic_inconsistent", f"{count} tiles ({per_side} per side) do not divide the "
+                                 f"{rows} x {columns} mosaic image")
+    orientation = _number_list(ds, "ImageOrientationPatient", 6)
+    spacing = _number_list(ds, "PixelSpacing", 2)
+    position = _number_list(ds, "ImagePositionPatient", 3)
+    step = _number(ds, "SpacingBetweenSlices", 0.0) or _number(ds, "SliceThickness", 0.0)
+    tile_rows, tile_columns = rows // per_side, columns // per_side
+    geometry = None
+    if orientation is not None and spacing is not None and position is not None and step > 0:
+        row_direction, column_direction = np.asarray(orientation[:3]), np.asarray(orientation[3:])
+        normal = np.cross(row_direction, column_direction) if normal is None else np.asarray(normal, dtype=float)
+        # ImagePositionPatient is the centre of the mosaic's first voxel; the first tile's lies half the un-tiled
+        # extent closer (nibabel's "mosaic translation error" fix)
+        shift = (np.array([rows, columns]) - np.array([tile_rows, tile_columns])) / 2
+        first = (np.asarray(position) + column_direction * spacing[0] * shift[0]
+                 + row_direction * spacing[1] * shift[1])
+        geometry = (first, normal / np.linalg.norm(normal) * step)
+    return [{"tile": tile, "rows": tile_rows, "columns": tile_columns,
+             "position": [float(v) for v in geometry[0] + tile * geometry[1]] if geometry else None}
+            for tile in range(count)], per_side
+
+
+class _MultiSliceProblem(Exception):
+    """A mosaic or multi-frame object whose slices cannot be laid out; the file is skipped with this reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.reason, self.detail = reason, detail
 
 
 def _dicom_fields(ds, path: str, salt: str) -> dict:
@@ -157,12 +283,14 @@ def _dicom_fields(ds, path: str, salt: str) -> dict:
     image_type = [str(v).upper() for v in (image_type if not isinstance(image_type, str) else [image_type])]
     series_uid, study_uid = _text(ds, "SeriesInstanceUID"), _text(ds, "StudyInstanceUID")
     file_meta = getattr(ds, "file_meta", None)
-    return {
+    record = {
         "kind": DICOM,
         "sop_class": _text(ds, "SOPClassUID"),
         "modality": _text(ds, "Modality").upper(),
         "image_type": "\\".join(image_type),
         "series_uid": series_uid,
+        # one instance can reach an archive twice: exported twice, or re-encoded in another transfer syntax
+        "instance_key": salted_hash(salt, "instance", _text(ds, "SOPInstanceUID")) if "SOPInstanceUID" in ds else "",
         "series_key": salted_hash(salt, "series", series_uid or path),
         "study_key": salted_hash(salt, "study", study_uid),
         # without a patient identifier each study counts as its own subject
@@ -179,7 +307,33 @@ def _dicom_fields(ds, path: str, salt: str) -> dict:
         # what tells the volumes of a time series or diffusion series apart at one position
         "volume_tags": [_number(ds, keyword, -1.0) for keyword in VOLUME_KEYWORDS],
         "transfer_syntax": _text(file_meta, "TransferSyntaxUID") if file_meta is not None else "",
+        # where a slice lies in a multi-slice file: the frame of a multi-frame object, the tile of a mosaic
+        "frame": -1,
+        "tile": -1,
+        "mosaic_tiles": 0,
+        "rescale": None,  # per-frame [slope, intercept]; single-frame files keep pydicom's modality LUT
+        "stack": "",
     }
+    record["slices"] = _multi_slices(ds, record)
+    return record
+
+
+def _multi_slices(ds, record: dict) -> list[dict] | None:
+    """The slices of a mosaic or enhanced multi-frame file, each a set of record fields; ``None`` for a plain
+    single-slice file."""
+    if "MOSAIC" in record["image_type"].split("\\") and record["frames"] == 1:
+        slices, record["mosaic_tiles"] = _mosaic_slices(ds, record["rows"], record["columns"])
+        return slices
+    if record["frames"] > 1 and _value(ds, "PerFrameFunctionalGroupsSequence", None):
+        return _enhanced_slices(ds)
+    return None  # a multi-frame object without functional groups is reported by the series check
+
+
+def expand_slices(record: dict) -> list[dict]:
+    """The slice records of one file record: a record per mosaic tile or frame, else the record itself."""
+    slices = record.get("slices")
+    base = {k: v for k, v in record.items() if k != "slices"}
+    return [{**base, **piece} for piece in slices] if slices else [base]
 
 
 def _classify(path: str, salt: str) -> dict:

@@ -64,8 +64,10 @@ def validate_series(records: Sequence[dict], modalities: Sequence[str] | None, m
         raise SeriesProblem("localizer", "localizer or scout image")
     if "DERIVED" in image_types:
         raise SeriesProblem("derived_image", "derived image (reformat, projection or map), not an acquisition")
-    if sop in _ENHANCED_SOP_CLASSES or any(r["frames"] > 1 for r in records):
-        raise SeriesProblem("multiframe_unsupported", "enhanced or multi-frame DICOM is not supported yet")
+    if any(r["frames"] > 1 and r["frame"] < 0 for r in records) or (sop in _ENHANCED_SOP_CLASSES
+                                                                     and any(r["frame"] < 0 for r in records)):
+        # enhanced objects are split into frames when read; what is left has no per-frame geometry
+        raise SeriesProblem("multiframe_unsupported", "a multi-frame object without per-frame functional groups")
     if modalities and modality not in modalities:
         raise SeriesProblem("modality_excluded", f"modality {modality or '?'} not in {list(modalities)}")
     if any(r["orientation"] is None or r["position"] is None or r["pixel_spacing"] is None for r in records):
@@ -184,27 +186,22 @@ def convert_series(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
         SeriesProblem: undecodable or truncated pixel data, a slice without pixel data, or a rescale or modality
             LUT that cannot be applied.
     """
-    import pydicom
     from pydicom.pixels import apply_modality_lut
 
     order, _ = series_geometry(records)
     ordered = [records[i] for i in order]
     slices = []
+    files = _DecodedFiles()
     for record in ordered:
-        try:
-            ds = pydicom.dcmread(record["path"])
-            if "PixelData" not in ds:
-                raise SeriesProblem("no_pixel_data", "a slice has no pixel data")
-            pixels = ds.pixel_array
-        except SeriesProblem:
-            raise
-        except Exception as error:  # decoders raise many types; none may stop the run
-            raise SeriesProblem("undecodable_pixels", f"pixel data cannot be decoded ({type(error).__name__})")
+        ds, pixels = files.slice(record)
         if pixels.shape != (record["rows"], record["columns"]):
             raise SeriesProblem("undecodable_pixels", f"decoded slice shape {pixels.shape} differs from the header")
         try:
-            # pydicom's modality LUT: RescaleSlope/RescaleIntercept (CT in HU) or a Modality LUT Sequence
-            values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
+            if record["rescale"] is not None:  # a frame: its own pixel value transformation
+                slope, intercept = record["rescale"]
+                values = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+            else:  # pydicom's modality LUT: RescaleSlope/RescaleIntercept (CT in HU) or a Modality LUT Sequence
+                values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
         except Exception as error:  # noqa: BLE001 - a malformed rescale or LUT is a skipped series, not a crash
             raise SeriesProblem("invalid_rescale", f"the modality LUT or rescale cannot be applied ({type(error).__name__})")
         if not np.all(np.isfinite(values)):
@@ -212,6 +209,45 @@ def convert_series(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
         slices.append(values.T)  # (rows, columns) -> (columns, rows)
     volume = np.stack(slices, axis=-1)
     return volume, _ras_affine(ordered[0], ordered[-1], len(ordered))
+
+
+class _DecodedFiles:
+    """Pixel data of the files of one series, each decoded once: a multi-frame object or a mosaic holds many
+    slices, and decoding it per slice would cost its size times its slice count."""
+
+    def __init__(self) -> None:
+        self.path, self.ds, self.pixels = None, None, None
+
+    def _decode(self, path: str) -> None:
+        import pydicom
+
+        if path == self.path:
+            return
+        try:
+            ds = pydicom.dcmread(path)
+            if "PixelData" not in ds:
+                raise SeriesProblem("no_pixel_data", "a slice has no pixel data")
+            pixels = ds.pixel_array
+        except SeriesProblem:
+            raise
+        except Exception as error:  # decoders raise many types; none may stop the run
+            raise SeriesProblem("undecodable_pixels", f"pixel data cannot be decoded ({type(error).__name__})")
+        self.path, self.ds, self.pixels = path, ds, pixels
+
+    def slice(self, record: dict) -> tuple:
+        """The dataset and the stored pixel values ``(rows, columns)`` of one slice record."""
+        self._decode(record["path"])
+        pixels = self.pixels
+        if record["frame"] >= 0:
+            if pixels.ndim != 3 or record["frame"] >= pixels.shape[0]:
+                raise SeriesProblem("undecodable_pixels", f"frame {record['frame'] + 1} is not in the pixel data "
+                                    f"(decoded shape {pixels.shape})")
+            pixels = pixels[record["frame"]]
+        if record["tile"] >= 0:
+            row, column = divmod(record["tile"], record["mosaic_tiles"])
+            rows, columns = record["rows"], record["columns"]
+            pixels = pixels[row * rows:(row + 1) * rows, column * columns:(column + 1) * columns]
+        return self.ds, pixels
 
 
 def write_nifti_atomically(volume: np.ndarray, affine: np.ndarray, path: str) -> None:
