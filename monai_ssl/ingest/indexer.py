@@ -46,8 +46,8 @@ __all__ = ["IndexSummary", "index_archive", "load_or_create_salt", "default_salt
 
 logger = logging.getLogger(__name__)
 
-_RECORD_FIELDS = ("path", "sop_class", "modality", "image_type", "series_uid", "instance_key", "series_key", "study_key",
-                  "subject_key", "frames", "rows", "columns", "pixel_spacing", "orientation", "position",
+_RECORD_FIELDS = ("path", "sop_class", "modality", "image_type", "series_uid", "instance_key", "series_key",
+                  "study_key", "subject_key", "frames", "rows", "columns", "pixel_spacing", "orientation", "position",
                   "gantry_tilt", "transfer_syntax", "instance", "volume_tags", "frame", "tile", "mosaic_tiles",
                   "rescale", "stack")
 _JSON_FIELDS = ("pixel_spacing", "orientation", "position", "volume_tags", "rescale")
@@ -100,7 +100,8 @@ def _read_salt(path: str) -> str:
     with open(path) as f:
         salt = f.read().strip()
     if not salt:
-        raise ValueError(f"the salt file {path} is empty; put a long random secret in it (e.g. `openssl rand -hex 32`).")
+        raise ValueError(f"the salt file {path} is empty; put a long random secret in it "
+                         "(e.g. `openssl rand -hex 32`).")
     return salt
 
 
@@ -169,14 +170,21 @@ class _ReadRecord:
 
 
 @dataclass
+class _JobOptions:
+    """What ``monai-ssl index`` was asked to keep, and how to treat 4D series (see :func:`index_archive`)."""
+
+    modalities: Sequence[str] | None
+    min_slices: int
+    four_d: str
+    max_volumes: int
+
+
+@dataclass
 class _SeriesJob:
     kind: str
     records: list[dict]
     output_stem: str  # cache path without its suffix
-    modalities: Sequence[str] | None
-    min_slices: int
-    four_d: str = "split"
-    max_volumes: int = 20
+    options: _JobOptions
 
 
 def _chosen_volumes(count: int, four_d: str, max_volumes: int) -> list[int]:
@@ -197,24 +205,25 @@ def _convert_once(records: list[dict], output: str) -> str:
 
 
 def _process_dicom(job: _SeriesJob) -> list[dict]:
-    """The converted volumes of one DICOM series: one for a 3D series; for a 4D series, per ``job.four_d``."""
+    """The converted volumes of one DICOM series: one for a 3D series; for a 4D series, per ``job.options.four_d``."""
     volumes = split_volumes(job.records)
     if len(volumes) == 1:
-        validate_series(job.records, job.modalities, job.min_slices)
+        validate_series(job.records, job.options.modalities, job.options.min_slices)
         return [{"image": _convert_once(job.records, job.output_stem + ".nii.gz")}]
-    if job.four_d == "skip":
+    if job.options.four_d == "skip":
         raise SeriesProblem("time_series_skipped", f"a series of {len(volumes)} volumes (--4d skip)")
     for records in volumes:
-        validate_series(records, job.modalities, job.min_slices)
-    if job.four_d == "mean":
+        validate_series(records, job.options.modalities, job.options.min_slices)
+    if job.options.four_d == "mean":
         output = job.output_stem + "_mean.nii.gz"
         if not os.path.exists(output):
             converted = [convert_series(records) for records in volumes]
             mean = np.mean([volume for volume, _ in converted], axis=0).astype(np.float32)
             write_nifti_atomically(mean, converted[0][1], output)
         return [{"image": output, "volume": "mean", "num_volumes": len(volumes)}]
+    chosen = _chosen_volumes(len(volumes), job.options.four_d, job.options.max_volumes)
     return [{"image": _convert_once(volumes[k], f"{job.output_stem}_v{k:04d}.nii.gz"), "volume": k,
-             "num_volumes": len(volumes)} for k in _chosen_volumes(len(volumes), job.four_d, job.max_volumes)]
+             "num_volumes": len(volumes)} for k in chosen]
 
 
 def _process_series(job: _SeriesJob) -> dict:
@@ -227,7 +236,8 @@ def _process_series(job: _SeriesJob) -> dict:
         if job.kind == DICOM:
             volumes = _process_dicom(job)
         else:
-            volumes = [{"image": _check_and_copy_nifti(job.records[0]["path"], job.output_stem, job.min_slices)}]
+            nifti = _check_and_copy_nifti(job.records[0]["path"], job.output_stem, job.options.min_slices)
+            volumes = [{"image": nifti}]
         return {"ok": True, "volumes": [{**v, **_volume_facts(v["image"])} for v in volumes]}
     except SeriesProblem as problem:
         return {"ok": False, "reason": problem.reason, "detail": problem.detail}
@@ -347,13 +357,25 @@ def index_archive(
         relative = os.path.relpath(path, archive_dir)
         return relative if report_paths else "file:" + salted_hash(salt, "path", relative)[:16]
 
+    options = _JobOptions(modalities, min_slices, four_d, max_volumes_per_series)
+    entries, skipped, summary.files = _index_folder(archive_dir, cache_dir, salt, options, workers, item_name, progress)
+    write_index(summary, entries, skipped)
+    return summary
+
+
+def _index_folder(archive_dir: str, cache_dir: str, salt: str, options: _JobOptions, workers: int,
+                  item_name: Callable[[str], str], progress: bool) -> tuple[list[dict], list[dict], int]:
+    """Read, group, validate and convert every file under ``archive_dir``.
+
+    Returns the datalist entries (absolute image paths), the skipped items, and the number of files examined."""
+    files_seen = 0
     executor = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".index-") as scratch:
         db = _open_database(os.path.join(scratch, "records.sqlite"))
         try:
             files = tqdm(walk_files(archive_dir), desc="files", unit=" files", disable=not progress)
             for record in _bounded_map(executor, _ReadRecord(salt), files, window=4 * max(workers, 1)):
-                summary.files += 1
+                files_seen += 1
                 if record["kind"] == DICOM:
                     # one row per slice: a mosaic's tiles and a multi-frame object's frames are slices too
                     db.executemany(f"INSERT INTO dicom VALUES ({', '.join('?' * len(_RECORD_FIELDS))})",
@@ -367,29 +389,31 @@ def index_archive(
                                (item_name(record["path"]), record["reason"], record["detail"]))
             _drop_copies_of_instances(db, item_name)
             db.commit()
-            entries = _process_all_series(db, executor, cache_dir, salt, (modalities, min_slices, four_d,
-                                                                          max_volumes_per_series), workers,
-                                          item_name, progress)
+            entries = _process_all_series(db, executor, cache_dir, salt, options, workers, item_name, progress)
         finally:
             if executor is not None:
                 executor.shutdown()
         skipped = [{"item": item, "reason": reason, "detail": detail}
                    for item, reason, detail in db.execute("SELECT item, reason, detail FROM skipped ORDER BY item")]
         db.close()
+    return entries, skipped, files_seen
 
+
+def write_index(summary: IndexSummary, entries: list[dict], skipped: list[dict]) -> None:
+    """Write the datalist (image paths relative to it) and the report of ``summary``, and fill in its counts."""
+    out_dir = os.path.dirname(summary.datalist_path)
     relative_to_out = [{**e, "image": os.path.relpath(e["image"], out_dir)} for e in entries]
     summary.accepted = len({e["series"] for e in entries})
     summary.volumes = len(entries)
     summary.skipped = Counter(s["reason"] for s in skipped)
     # a series' volumes stay together and in order
     order = lambda e: (e["series"], e["volume"] if isinstance(e.get("volume"), int) else -1)  # noqa: E731
-    _write_json(out, {"training": sorted(relative_to_out, key=order)})
+    _write_json(summary.datalist_path, {"training": sorted(relative_to_out, key=order)})
     _write_json(summary.report_path, {
         "files": summary.files, "accepted_series": summary.accepted, "volumes": summary.volumes,
-        "skipped_counts": dict(sorted(summary.skipped.items())), "skipped": skipped,
+        "skipped_counts": dict(sorted(summary.skipped.items())), "skipped": sorted(skipped, key=lambda s: s["item"]),
     })
     logger.info("%s", summary.text().replace("\n", "; "))
-    return summary
 
 
 def _drop_copies_of_instances(db: sqlite3.Connection, item_name: Callable[[str], str]) -> None:
@@ -408,7 +432,7 @@ def _drop_copies_of_instances(db: sqlite3.Connection, item_name: Callable[[str],
                                                             "Instance UID)"))
 
 
-def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, options: tuple):
+def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, options: _JobOptions):
     """One job per DICOM series (one series' records in memory at a time) and per NIfTI file."""
     uids = [row[0] for row in db.execute("SELECT DISTINCT series_uid FROM dicom")]
     for uid in uids:
@@ -418,12 +442,12 @@ def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, options: tup
         stacks = sorted({r["stack"] for r in records})
         for stack in stacks:
             yield _SeriesJob(DICOM, [r for r in records if r["stack"] == stack],
-                             stem if len(stacks) == 1 else f"{stem}_stack{_safe_name(stack)}", *options)
+                             stem if len(stacks) == 1 else f"{stem}_stack{_safe_name(stack)}", options)
     for path, relative in db.execute("SELECT path, relative FROM nifti").fetchall():
         key = salted_hash(salt, "series", "nifti", relative)
         record = {"path": path, "series_key": key, "study_key": key,
                   "subject_key": salted_hash(salt, "subject", "nifti", os.path.dirname(relative)), "modality": ""}
-        yield _SeriesJob(NIFTI, [record], os.path.join(cache_dir, key[:32]), *options)
+        yield _SeriesJob(NIFTI, [record], os.path.join(cache_dir, key[:32]), options)
 
 
 def _safe_name(text: str) -> str:
@@ -431,7 +455,6 @@ def _safe_name(text: str) -> str:
 
 
 def _process_all_series(db, executor, cache_dir, salt, options, workers, item_name, progress):
-    """``options``: the jobs' ``(modalities, min_slices, four_d, max_volumes)``."""
     total = db.execute("SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT series_uid, stack FROM dicom)) "
                        "+ (SELECT COUNT(*) FROM nifti)")
     jobs = _series_jobs(db, cache_dir, salt, options)

@@ -157,7 +157,8 @@ def series_geometry(records: Sequence[dict]) -> tuple[list[int], float]:
         if np.all(np.abs(ratios - np.round(ratios)) <= _SPACING_TOLERANCE):
             missing = int(np.sum(np.round(ratios) - 1))
             raise SeriesProblem("missing_slice", f"{missing} slice(s) missing from a regular {spacing:.3g} mm grid")
-        raise SeriesProblem("nonuniform_spacing", f"slice spacing varies from {steps.min():.3g} to {steps.max():.3g} mm")
+        raise SeriesProblem("nonuniform_spacing",
+                            f"slice spacing varies from {steps.min():.3g} to {steps.max():.3g} mm")
     return [int(i) for i in order], spacing
 
 
@@ -203,7 +204,8 @@ def convert_series(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
             else:  # pydicom's modality LUT: RescaleSlope/RescaleIntercept (CT in HU) or a Modality LUT Sequence
                 values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
         except Exception as error:  # noqa: BLE001 - a malformed rescale or LUT is a skipped series, not a crash
-            raise SeriesProblem("invalid_rescale", f"the modality LUT or rescale cannot be applied ({type(error).__name__})")
+            raise SeriesProblem("invalid_rescale",
+                                f"the modality LUT or rescale cannot be applied ({type(error).__name__})")
         if not np.all(np.isfinite(values)):
             raise SeriesProblem("invalid_rescale", "the modality LUT or rescale gives non-finite values")
         slices.append(values.T)  # (rows, columns) -> (columns, rows)
