@@ -37,11 +37,27 @@ def _montage(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     from monai_ssl.ingest import index_archive
+    from monai_ssl.ingest.dicomweb import DICOMWEB_SCHEME, DicomwebUnavailable, index_dicomweb
 
-    summary = index_archive(args.archive_dir, args.out, cache_dir=args.cache_dir, modalities=args.modality,
-                            workers=args.workers, min_slices=args.min_slices, salt_file=args.salt_file,
-                            report_paths=args.report_paths, four_d=args.four_d,
-                            max_volumes_per_series=args.max_volumes_per_series)
+    common = dict(cache_dir=args.cache_dir, modalities=args.modality, min_slices=args.min_slices,
+                  salt_file=args.salt_file, four_d=args.four_d, max_volumes_per_series=args.max_volumes_per_series)
+    if args.source.startswith(DICOMWEB_SCHEME):
+        try:
+            summary = index_dicomweb(args.source, args.out, study_date_from=args.study_date_from,
+                                     study_date_to=args.study_date_to, limit=args.limit, timeout=args.timeout,
+                                     retries=args.retries, **common)
+        except DicomwebUnavailable as error:
+            print(f"monai-ssl index: {error}", file=sys.stderr)
+            return 1
+    else:
+        web_only = [f"--{name.replace('_', '-')}" for name in ("study_date_from", "study_date_to", "limit")
+                    if getattr(args, name) is not None]
+        if web_only:
+            print(f"monai-ssl index: {', '.join(web_only)} filter a DICOMweb source (dicomweb+http://...), not the "
+                  f"folder {args.source}.", file=sys.stderr)
+            return 2
+        summary = index_archive(args.source, args.out, workers=args.workers, report_paths=args.report_paths,
+                                **common)
     print(summary.text())
     print(f"datalist: {summary.datalist_path}\nreport: {summary.report_path}")
     if summary.nothing_accepted():  # an empty datalist is a failure, not a success to build on
@@ -83,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Examine every file under ARCHIVE_DIR (by content, not name), group DICOM slices by series, "
         "validate and convert each series to NIfTI in the cache, and write a datalist with salted hash keys plus "
         "a JSON report of every skipped item and its reason.")
-    index.add_argument("archive_dir", help="root folder of the archive")
+    index.add_argument("source", metavar="SOURCE", help="root folder of the archive, or a DICOMweb service: "
+                       "dicomweb+http://HOST:PORT/PATH (credentials: $MONAI_SSL_DICOMWEB_USER and "
+                       "$MONAI_SSL_DICOMWEB_PASSWORD, $MONAI_SSL_DICOMWEB_TOKEN, or ~/.netrc; never in the URL)")
     index.add_argument("--out", required=True, help="datalist JSON to write; the report goes beside it")
     index.add_argument("--modality", nargs="+", help="DICOM modalities to keep, e.g. CT MR (default: all images)")
     index.add_argument("--cache-dir", help="folder of the converted volumes (default: <out folder>/cache)")
@@ -102,6 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     index.add_argument("--report-paths", action="store_true",
                        help="name skipped files by their path in the archive in the report (folder names may "
                        "carry patient names; off by default: items are salted hashes)")
+    web = index.add_argument_group("DICOMweb source")
+    web.add_argument("--study-date-from", metavar="YYYYMMDD", help="only studies from this date")
+    web.add_argument("--study-date-to", metavar="YYYYMMDD", help="only studies up to this date")
+    web.add_argument("--limit", type=int, help="index at most this many series")
+    web.add_argument("--timeout", type=float, default=60.0, help="seconds to wait on each request (default: 60)")
+    web.add_argument("--retries", type=int, default=3, help="retries of a failed request (default: 3)")
     index.set_defaults(run=_index)
 
     export = commands.add_parser(

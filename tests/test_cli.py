@@ -34,3 +34,9 @@ def test_console_script_is_installed():
     result = subprocess.run([script, "index", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--min-slices" in result.stdout and "--salt-file" in result.stdout
     assert "--salt SALT" not in result.stdout  # a secret on the command line would show in process lists
+
+
+def test_web_filters_on_a_folder_are_refused(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "monai_ssl", "index", str(tmp_path), "--out",
+                             str(tmp_path / "list.json"), "--limit", "3"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--limit filter a DICOMweb source" in result.stderr.strip().splitlines()[-1]

@@ -112,3 +112,12 @@ def test_copies_with_new_instance_uids_are_duplicate_slices_not_time_points(tmp_
         rewrite(str(path), SOPInstanceUID=generate_uid())
     summary, entries, _ = index(tmp_path / "archive", tmp_path / "out")
     assert entries == [] and summary.skipped == {"duplicate_slice": 1}
+
+
+def test_slices_whose_instance_uids_were_emptied_are_not_copies_of_each_other(tmp_path):
+    series = write_series(str(tmp_path / "archive"), count=COUNT, rows=8, columns=10)
+    for path in series["paths"]:  # as some anonymisers leave them (the real CT of ../shared/data)
+        rewrite(path, SOPInstanceUID="")
+    summary, entries, _ = index(tmp_path / "archive", tmp_path / "out")
+    assert summary.accepted == 1 and summary.skipped == {}
+    np.testing.assert_array_equal(load(tmp_path / "out", entries[0]), series["volume"])

@@ -141,6 +141,13 @@ def load_or_create_salt(salt: str | None = None, salt_file: str | None = None) -
     return _read_salt(path)
 
 
+def check_index_options(four_d: str, max_volumes_per_series: int) -> None:
+    if four_d not in FOUR_D_MODES:
+        raise ValueError(f"four_d must be one of {FOUR_D_MODES}, got {four_d!r}.")
+    if max_volumes_per_series < 1:
+        raise ValueError(f"max_volumes_per_series must be >= 1, got {max_volumes_per_series}.")
+
+
 def _bounded_map(executor: Executor | None, function: Callable, items: Iterable, window: int) -> Iterator[Any]:
     """Map ``function`` over ``items`` with at most ``window`` tasks in flight (results in completion order).
 
@@ -170,7 +177,7 @@ class _ReadRecord:
 
 
 @dataclass
-class _JobOptions:
+class IndexOptions:
     """What ``monai-ssl index`` was asked to keep, and how to treat 4D series (see :func:`index_archive`)."""
 
     modalities: Sequence[str] | None
@@ -184,7 +191,7 @@ class _SeriesJob:
     kind: str
     records: list[dict]
     output_stem: str  # cache path without its suffix
-    options: _JobOptions
+    options: IndexOptions
 
 
 def _chosen_volumes(count: int, four_d: str, max_volumes: int) -> list[int]:
@@ -336,10 +343,7 @@ def index_archive(
     """
     if not os.path.isdir(archive_dir):
         raise ValueError(f"archive {archive_dir!r} is not a folder.")
-    if four_d not in FOUR_D_MODES:
-        raise ValueError(f"four_d must be one of {FOUR_D_MODES}, got {four_d!r}.")
-    if max_volumes_per_series < 1:
-        raise ValueError(f"max_volumes_per_series must be >= 1, got {max_volumes_per_series}.")
+    check_index_options(four_d, max_volumes_per_series)
     out = os.path.abspath(out)
     out_dir = os.path.dirname(out)
     cache_dir = os.path.abspath(cache_dir or os.path.join(out_dir, "cache"))
@@ -357,13 +361,13 @@ def index_archive(
         relative = os.path.relpath(path, archive_dir)
         return relative if report_paths else "file:" + salted_hash(salt, "path", relative)[:16]
 
-    options = _JobOptions(modalities, min_slices, four_d, max_volumes_per_series)
-    entries, skipped, summary.files = _index_folder(archive_dir, cache_dir, salt, options, workers, item_name, progress)
+    options = IndexOptions(modalities, min_slices, four_d, max_volumes_per_series)
+    entries, skipped, summary.files = index_files(archive_dir, cache_dir, salt, options, workers, item_name, progress)
     write_index(summary, entries, skipped)
     return summary
 
 
-def _index_folder(archive_dir: str, cache_dir: str, salt: str, options: _JobOptions, workers: int,
+def index_files(archive_dir: str, cache_dir: str, salt: str, options: IndexOptions, workers: int,
                   item_name: Callable[[str], str], progress: bool) -> tuple[list[dict], list[dict], int]:
     """Read, group, validate and convert every file under ``archive_dir``.
 
@@ -432,7 +436,7 @@ def _drop_copies_of_instances(db: sqlite3.Connection, item_name: Callable[[str],
                                                             "Instance UID)"))
 
 
-def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, options: _JobOptions):
+def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, options: IndexOptions):
     """One job per DICOM series (one series' records in memory at a time) and per NIfTI file."""
     uids = [row[0] for row in db.execute("SELECT DISTINCT series_uid FROM dicom")]
     for uid in uids:

@@ -282,6 +282,7 @@ def _dicom_fields(ds, path: str, salt: str) -> dict:
     image_type = _value(ds, "ImageType", [])
     image_type = [str(v).upper() for v in (image_type if not isinstance(image_type, str) else [image_type])]
     series_uid, study_uid = _text(ds, "SeriesInstanceUID"), _text(ds, "StudyInstanceUID")
+    instance_uid = _text(ds, "SOPInstanceUID").strip()
     file_meta = getattr(ds, "file_meta", None)
     record = {
         "kind": DICOM,
@@ -290,7 +291,8 @@ def _dicom_fields(ds, path: str, salt: str) -> dict:
         "image_type": "\\".join(image_type),
         "series_uid": series_uid,
         # one instance can reach an archive twice: exported twice, or re-encoded in another transfer syntax
-        "instance_key": salted_hash(salt, "instance", _text(ds, "SOPInstanceUID")) if "SOPInstanceUID" in ds else "",
+        # (an anonymiser may have emptied the UID: then nothing tells copies apart)
+        "instance_key": salted_hash(salt, "instance", instance_uid) if instance_uid else "",
         "series_key": salted_hash(salt, "series", series_uid or path),
         "study_key": salted_hash(salt, "study", study_uid),
         # without a patient identifier each study counts as its own subject
