@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     index = commands.add_parser(
         "index", help="turn a DICOM/NIfTI archive into a PHI-free MONAI datalist and a NIfTI cache",
-        description="Examine every file under ARCHIVE_DIR (by content, not name), group DICOM slices by series, "
+        description="Examine every file under SOURCE, a folder (by content, not name) or a DICOMweb service "
+        "(series by series over QIDO-RS and WADO-RS), group DICOM slices by series, "
         "validate and convert each series to NIfTI in the cache, and write a datalist with salted hash keys plus "
         "a JSON report of every skipped item and its reason.")
     index.add_argument("source", metavar="SOURCE", help="root folder of the archive, or a DICOMweb service: "

@@ -170,6 +170,12 @@ def test_a_server_gone_mid_run_leaves_the_done_series_cached_and_a_rerun_finishe
     assert len(set(fetches)) == 5
     assert summary.accepted == 4 and summary.skipped == {"localizer": 1}
 
+    # a volume removed from the cache makes its series fetched again; the others are not
+    entries = json.loads((tmp_path / "web" / "list.json").read_text())["training"]
+    (tmp_path / "web" / entries[0]["image"]).unlink()
+    index_dicomweb(orthanc.source, out, salt="s", min_slices=2, progress=False)
+    assert len(fetches) == 7 and (tmp_path / "web" / entries[0]["image"]).exists()
+
 
 def test_credentials_stay_out_of_the_command_line_and_the_logs(tmp_path, orthanc, monkeypatch):
     write_series(str(tmp_path / "archive" / "ct"), count=12)

@@ -80,7 +80,8 @@ def _session(retries: int):
 
 def _list_series(client, modalities: Sequence[str] | None, study_date_from: str | None, study_date_to: str | None,
                  limit: int | None, page: int = 100) -> list[tuple[str, str]]:
-    """``(study uid, series uid)`` of the matching series, paged through QIDO-RS."""
+    """``(study uid, series uid)`` of the matching series, paged through QIDO-RS, at most ``limit`` (the first the
+    server lists), sorted by series UID so that a re-run walks them in the same order."""
     filters = {}
     if study_date_from or study_date_to:
         filters["StudyDate"] = f"{study_date_from or ''}-{study_date_to or ''}"
@@ -90,12 +91,14 @@ def _list_series(client, modalities: Sequence[str] | None, study_date_from: str 
         while limit is None or len(found) < limit:
             query = {**filters, **({"Modality": modality} if modality else {})}
             answers = client.search_for_series(search_filters=query or None, offset=offset, limit=page)
+            before = len(found)
             for answer in answers:
                 series = answer.get(_SERIES_UID, {}).get("Value", [None])[0]
                 study = answer.get(_STUDY_UID, {}).get("Value", [None])[0]
                 if series and study:
                     found.setdefault(series, study)
-            if len(answers) < page:
+            # a short page ends the listing; so does a page with nothing new (a server that ignores the offset)
+            if len(answers) < page or len(found) == before:
                 break
             offset += page
     series = sorted(found.items())
@@ -131,7 +134,7 @@ def index_dicomweb(
         modalities: QIDO ``Modality`` filter(s), e.g. ``["MR"]``; ``None`` lists every series.
         study_date_from: first study date, ``YYYYMMDD`` (QIDO date range), or ``None``.
         study_date_to: last study date, ``YYYYMMDD``, or ``None``.
-        limit: index at most this many series (in series UID order), or ``None`` for all.
+        limit: index at most this many series (the first the server lists), or ``None`` for all.
         min_slices, salt, salt_file, four_d, max_volumes_per_series: as for :func:`index_archive`.
         timeout: seconds to wait for the server on each request.
         retries: retries of a failed request, with exponential back-off.
@@ -172,7 +175,7 @@ def index_dicomweb(
     for done, (study, series) in enumerate(tqdm(listed, desc="series", unit=" series", disable=not progress)):
         key = salted_hash(salt, "series", series)[:32]
         manifest = os.path.join(manifests, f"{key}_{_options_key(options)}.json")
-        if not os.path.exists(manifest):
+        if not _still_valid(manifest, cache_dir):
             try:
                 outcome = _index_one_series(client, study, series, os.path.join(manifests, key), cache_dir, salt,
                                             options)
@@ -192,6 +195,15 @@ def index_dicomweb(
                 len(listed) - fetched)
     write_index(summary, entries, skipped)
     return summary
+
+
+def _still_valid(manifest: str, cache_dir: str) -> bool:
+    """Whether a series' manifest exists and every volume it lists is still in the cache."""
+    if not os.path.exists(manifest):
+        return False
+    with open(manifest) as f:
+        outcome = json.load(f)
+    return all(os.path.exists(os.path.join(cache_dir, e["image"])) for e in outcome["entries"])
 
 
 def _options_key(options: IndexOptions) -> str:

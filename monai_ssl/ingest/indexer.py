@@ -291,7 +291,8 @@ def _open_database(path: str) -> sqlite3.Connection:
     db.execute("CREATE TABLE nifti (path, relative)")
     db.execute("CREATE TABLE skipped (item, reason, detail)")
     db.execute("CREATE INDEX dicom_series ON dicom (series_uid)")
-    db.execute("CREATE INDEX dicom_instance ON dicom (instance_key)")
+    db.execute("CREATE INDEX dicom_instance ON dicom (instance_key, path)")
+    db.execute("CREATE INDEX dicom_path ON dicom (path)")
     return db
 
 
@@ -368,7 +369,7 @@ def index_archive(
 
 
 def index_files(archive_dir: str, cache_dir: str, salt: str, options: IndexOptions, workers: int,
-                  item_name: Callable[[str], str], progress: bool) -> tuple[list[dict], list[dict], int]:
+                item_name: Callable[[str], str], progress: bool) -> tuple[list[dict], list[dict], int]:
     """Read, group, validate and convert every file under ``archive_dir``.
 
     Returns the datalist entries (absolute image paths), the skipped items, and the number of files examined."""
@@ -423,12 +424,13 @@ def write_index(summary: IndexSummary, entries: list[dict], skipped: list[dict])
 def _drop_copies_of_instances(db: sqlite3.Connection, item_name: Callable[[str], str]) -> None:
     """Keep one file per SOP instance (the first path) and report the others as ``duplicate_instance``: an archive
     exported twice, or one image in several transfer syntaxes, is the same data, not extra slices or volumes."""
-    first: dict[str, str] = {}
-    copies = []
+    copies, previous = [], None
+    # sorted by instance, then path: the first path of each instance is the one kept (only one key in memory)
     for key, path in db.execute("SELECT DISTINCT instance_key, path FROM dicom WHERE instance_key != '' "
                                 "ORDER BY instance_key, path"):
-        if first.setdefault(key, path) != path:
+        if key == previous:
             copies.append(path)
+        previous = key
     for path in copies:
         db.execute("DELETE FROM dicom WHERE path = ?", (path,))
         db.execute("INSERT INTO skipped VALUES (?, ?, ?)", (item_name(path), "duplicate_instance",

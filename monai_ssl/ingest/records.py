@@ -161,11 +161,14 @@ def _dicom_record(path: str, salt: str, has_preamble: bool) -> dict:
 
 def _first_item(ds, keyword: str):
     """The first item of a sequence attribute, or ``None``."""
+    from pydicom.sequence import Sequence
+
     sequence = _value(ds, keyword, None)
-    try:
-        return sequence[0] if sequence else None
-    except (TypeError, IndexError):
+    if sequence is None or (isinstance(sequence, Sequence) and len(sequence) == 0):
+        return None
+    if not isinstance(sequence, Sequence):
         raise _BadHeaderValue(keyword, "is not a sequence")
+    return sequence[0]
 
 
 def _frame_attribute(groups, sequence: str):
@@ -183,9 +186,6 @@ def _enhanced_slices(ds) -> list[dict]:
     position, dimension index values), diffusion b-value, trigger delay and pixel value transformation."""
     frames = _integer(ds, "NumberOfFrames", 1) or 1
     per_frame = _value(ds, "PerFrameFunctionalGroupsSequence", None)
-    if not per_frame:
-        raise _MultiSliceProblem("multiframe_unsupported",
-                                 f"{frames} frames without per-frame functional groups: frame positions are unknown")
     if len(per_frame) != frames:
         raise _MultiSliceProblem("frames_inconsistent",
                                  f"{len(per_frame)} per-frame functional groups for {frames} frames")
@@ -258,8 +258,11 @@ def _mosaic_slices(ds, rows: int, columns: int) -> tuple[list[dict], int]:
     if orientation is not None and spacing is not None and position is not None and step > 0:
         row_direction, column_direction = np.asarray(orientation[:3]), np.asarray(orientation[3:])
         normal = np.cross(row_direction, column_direction) if normal is None else np.asarray(normal, dtype=float)
-        # ImagePositionPatient is the centre of the mosaic's first voxel; the first tile's lies half the un-tiled
-        # extent closer (nibabel's "mosaic translation error" fix)
+        if not np.all(np.isfinite(normal)) or np.linalg.norm(normal) < 1e-6:
+            raise _MultiSliceProblem("mosaic_unreadable", "the CSA SliceNormalVector is not a direction")
+        # Siemens writes ImagePositionPatient as if the whole mosaic were one slice around the tiles' centre: the
+        # first tile's first voxel lies half the size difference (in voxels) further along the rows and columns
+        # (nibabel's MosaicWrapper and dcm2niix undo it the same way)
         shift = (np.array([rows, columns]) - np.array([tile_rows, tile_columns])) / 2
         first = (np.asarray(position) + column_direction * spacing[0] * shift[0]
                  + row_direction * spacing[1] * shift[1])
@@ -364,7 +367,9 @@ def read_file_record(path: str, salt: str) -> dict:
     """Classify one file by content and read what indexing needs; never raises.
 
     Returns a dict with ``kind`` (``"dicom"``, ``"nifti"`` or ``"skipped"``) and ``path``; skipped records carry
-    ``reason`` (a code) and ``detail`` (a sentence without patient data).
+    ``reason`` (a code) and ``detail`` (a sentence without patient data). A DICOM file that holds several slices
+    (a Siemens mosaic, an enhanced multi-frame object) lists them in ``slices``: :func:`expand_slices` makes one
+    record per slice.
     """
     try:
         record = _classify(path, salt)

@@ -214,8 +214,8 @@ def convert_series(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _DecodedFiles:
-    """Pixel data of the files of one series, each decoded once: a multi-frame object or a mosaic holds many
-    slices, and decoding it per slice would cost its size times its slice count."""
+    """The pixel data of the file decoded last. The slices of a mosaic or a multi-frame object come one after the
+    other in geometric order, so each file is decoded once, not once per slice (its size times its slice count)."""
 
     def __init__(self) -> None:
         self.path, self.ds, self.pixels = None, None, None
