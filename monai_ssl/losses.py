@@ -10,7 +10,7 @@ from monai.losses import ContrastiveLoss
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["JigsawLoss", "RestorationLoss", "GatheredContrastiveLoss", "MultiTaskLoss"]
+__all__ = ["JigsawLoss", "RestorationLoss", "GatheredContrastiveLoss", "LocalContrastiveLoss", "MultiTaskLoss"]
 
 
 class JigsawLoss(nn.Module):
@@ -98,16 +98,97 @@ class GatheredContrastiveLoss(nn.Module):
         self.temperature = float(temperature)
         self.contrastive = ContrastiveLoss(temperature=self.temperature)
 
-    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        """``first[i]`` and ``second[i]``, ``(B, F)``, are the two views of sample ``i``."""
+    def forward(self, first: torch.Tensor, second: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``first[i]`` and ``second[i]``, ``(B, F)``, are the two views of sample ``i``.
+
+        ``labels`` ``(B,)`` adds positives across samples: views whose samples share a label (e.g. the same band of
+        different volumes, Chaitanya et al.'s domain-specific positives) are all each other's positives, in the
+        supervised-contrastive form of Khosla et al. (NeurIPS 2020); with distinct labels this is NT-Xent again."""
         if first.shape != second.shape or first.ndim != 2:
             raise ValueError(f"expected two (B, F) tensors of one shape, got {tuple(first.shape)} and "
                              f"{tuple(second.shape)}.")
+        if labels is not None and labels.shape != first.shape[:1]:
+            raise ValueError(f"expected one label per sample, {tuple(first.shape[:1])}, got {tuple(labels.shape)}.")
         first, second = _gather_with_gradients(first), _gather_with_gradients(second)
         if first.shape[0] < 2:
             raise ValueError("the contrastive loss needs at least two samples in the (global) batch, whose views are "
                              "each other's negatives; raise batch_size or samples_per_volume.")
-        return self.contrastive(first, second)
+        if labels is None:
+            return self.contrastive(first, second)
+        if idist.get_world_size() > 1:
+            labels = idist.all_gather(labels)
+        return self._shared_positives(first, second, labels)
+
+    def _shared_positives(self, first: torch.Tensor, second: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        views = F.normalize(torch.cat([first, second]), dim=1)
+        view_labels = torch.cat([labels, labels])
+        logits = views @ views.T / self.temperature
+        itself = torch.eye(len(views), dtype=torch.bool, device=views.device)
+        log_probability = logits - torch.logsumexp(logits.masked_fill(itself, float("-inf")), dim=1, keepdim=True)
+        positives = (view_labels[:, None] == view_labels[None, :]) & ~itself
+        return -(log_probability * positives).sum(1).div(positives.sum(1)).mean()
+
+
+class LocalContrastiveLoss(nn.Module):
+    """Chaitanya et al.'s local contrastive loss on dense (decoder) features of two views of one volume: the
+    features of one anatomical voxel in the two views are positives, those of the other sampled voxels negatives
+    (InfoNCE, both directions).
+
+    The views may be different crops and flips of the volume: ``view_to_source`` maps each view's voxel indices to
+    the volume's. The voxels compared lie on a regular grid (at most ``positions``) over the part of the volume both
+    views show; a pair of views that does not overlap adds nothing.
+
+    Args:
+        temperature: softmax temperature, > 0.
+        positions: voxels compared per pair of views, >= 2.
+    """
+
+    def __init__(self, temperature: float = 0.1, positions: int = 64) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        if positions < 2:
+            raise ValueError(f"positions must be >= 2 (one positive and at least one negative), got {positions}.")
+        self.temperature = float(temperature)
+        self.per_axis = max(2, round(positions ** (1 / 3)))
+
+    def shared_voxels(self, view_to_source: torch.Tensor, view_size: tuple[int, ...]) -> torch.Tensor | None:
+        """Indices ``(2, P, 3)`` into each view of ``P`` volume voxels that both views show, or ``None``."""
+        sizes = torch.tensor(view_size, dtype=view_to_source.dtype, device=view_to_source.device)
+        directions = torch.diagonal(view_to_source[:, :3, :3], dim1=1, dim2=2)  # (2, 3): +-1
+        origins = view_to_source[:, :3, 3]
+        ends = origins + directions * (sizes - 1)
+        low = torch.minimum(origins, ends).amax(0)
+        high = torch.maximum(origins, ends).amin(0)
+        if torch.any(high < low):
+            return None
+        axes = [torch.linspace(float(lo), float(hi), self.per_axis).round().unique() for lo, hi in zip(low, high)]
+        source = torch.cartesian_prod(*axes).to(view_to_source)
+        return ((source[None] - origins[:, None]) * directions[:, None]).round().long()
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor, view_to_source: torch.Tensor) -> torch.Tensor:
+        """``first`` and ``second``: dense features ``(B, D, *view_size)`` of the two views; ``view_to_source``:
+        ``(B, 2, 4, 4)`` voxel maps (:py:attr:`~monai_ssl.transforms.RandContrastiveViews.view_to_source`)."""
+        if first.shape != second.shape or first.ndim != 5:
+            raise ValueError(f"expected two (B, D, X, Y, Z) tensors of one shape, got {tuple(first.shape)} and "
+                             f"{tuple(second.shape)}.")
+        if view_to_source.shape != (first.shape[0], 2, 4, 4):
+            raise ValueError(f"expected view_to_source of shape {(first.shape[0], 2, 4, 4)}, got "
+                             f"{tuple(view_to_source.shape)}.")
+        losses = []
+        for sample in range(first.shape[0]):
+            indices = self.shared_voxels(view_to_source[sample].float(), tuple(first.shape[2:]))
+            if indices is None or indices.shape[1] < 2:
+                continue
+            pair = []
+            for features, index in zip((first[sample], second[sample]), indices):
+                pair.append(F.normalize(features[:, index[:, 0], index[:, 1], index[:, 2]].T, dim=1))
+            logits = pair[0] @ pair[1].T / self.temperature
+            targets = torch.arange(len(logits), device=logits.device)
+            losses.append((F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2)
+        if not losses:
+            return first.sum() * 0.0  # no overlapping pair in this batch: no signal, but a graph for DDP
+        return torch.stack(losses).mean()
 
 
 class MultiTaskLoss(nn.Module):

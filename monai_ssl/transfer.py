@@ -16,7 +16,7 @@ from monai.optimizers import generate_param_groups
 from torch import nn
 
 from monai_ssl.checkpoint import PRETRAINING_STATE_FILENAME, load_checkpoint
-from monai_ssl.tasks.registry import list_tasks, task_class
+from monai_ssl.tasks.registry import create_task, list_tasks
 from monai_ssl.networks.adapters import get_adapter
 
 __all__ = ["LoadReport", "load_pretrained", "whole_network_transfer", "EncoderFreezeHandler", "encoder_param_groups"]
@@ -179,7 +179,8 @@ def whole_network_transfer(checkpoint: Mapping, path: str | None = None) -> bool
     if not names or any(name not in list_tasks() for name in names):
         logger.info("load_pretrained: the pretraining tasks are unknown (%s): transferring the encoder", names or "none")
         return False
-    whole = all(task_class(name).trains_decoder for name in names)
+    # built with their arguments: an option may make a task train the decoder (the contrastive local loss)
+    whole = all(create_task(t["name"], **t.get("args", {})).trains_decoder for t in config["tasks"])
     logger.info("load_pretrained: pretraining tasks %s: transferring the %s", names,
                 "whole network (every task trained the decoder)" if whole else "encoder")
     return whole

@@ -75,9 +75,34 @@ def test_registered_model_and_pair_score():
 def test_the_pretraining_bundle_runs_it(tmp_path):
     flow = ConfigWorkflow(config_file=str(PRETRAINING / "train.json"), workflow_type="train",
                           **{**TINY_PRETRAINING, **outputs(tmp_path), "tasks": ["contrastive", "rotation"],
-                             "task_args#contrastive": {"view_size": [16, 16, 16]}})
+                             # Chaitanya et al.'s options too: domain-specific positives and the local loss
+                             "task_args#contrastive": {"view_size": [16, 16, 16], "partitions": 2,
+                                                       "local_weight": 0.5, "local_positions": 8}})
     flow.initialize()
     flow.run()
     checkpoint = torch.load(tmp_path / "models" / "pretext_checkpoint.pt", weights_only=True)
     assert [t["name"] for t in checkpoint["config"]["tasks"]] == ["contrastive", "rotation"]
     assert os.path.isfile(tmp_path / "models" / "model.pt")
+
+
+def test_domain_positives_and_the_local_loss_train_the_decoder_and_transfer_the_whole_network(tmp_path):
+    from monai_ssl.transfer import whole_network_transfer
+
+    args = {"view_size": 16, "partitions": 2, "local_weight": 1.0, "local_positions": 8}
+    model = PretextModel(small_unet(), [{"name": "contrastive", "args": args}])
+    task = model.tasks["contrastive"]
+    assert task.trains_decoder and not create_task("contrastive").trains_decoder
+    batch = next(iter(DataLoader(Dataset(phantom_samples(4, 32), transform=model.transform()), batch_size=4)))
+    assert batch["contrastive_label"].shape == (4,) and batch["contrastive_geometry"].shape == (4, 2, 4, 4)
+    prediction = model(batch)["contrastive"]
+    assert prediction["embeddings"].shape == (4, 2, 128) and prediction["local"].shape == (4, 2, 64, 16, 16, 16)
+    loss = model.compute_loss(model(batch), batch)
+    loss.backward()
+    decoder = [p for p in model.adapter.decoder_parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+    assert decoder  # the local loss reaches the decoder
+    assert task.score_counts(prediction, batch)[1] == 8.0
+    config = {"config": {"tasks": [{"name": "contrastive", "args": args}]}}
+    assert whole_network_transfer(config) and not whole_network_transfer(
+        {"config": {"tasks": [{"name": "contrastive", "args": {"view_size": 16}}]}})
+    with pytest.raises(ValueError, match="multiples of 4"):
+        create_task("contrastive", view_size=18, local_weight=1.0).check_setup((32, 32, 32), model.adapter)
