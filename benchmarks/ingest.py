@@ -5,8 +5,8 @@
   orthanc-dicomweb): the same archive loaded into a loopback Orthanc and indexed over QIDO-RS/WADO-RS, as a ratio
   to the folder source;
 - per series kind (plain, RLE, Siemens mosaic fMRI, enhanced multi-frame, the real JPEG 2000 CT of
-  ../shared/data, read in place): indexing one series against dcm2niix converting it (when installed: Debian
-  package dcm2niix).
+  ../shared/data, read in place, and nibabel's real Siemens mosaic and Philips enhanced files): indexing one series
+  against dcm2niix converting it (when installed: Debian package dcm2niix).
 
 Run: ``python benchmarks/ingest.py [--series 12] [--slices 64] [--workers 2]``
 """
@@ -53,6 +53,25 @@ def write_archive(archive: str, series: int, slices: int) -> list[tuple[str, str
             label = f"generated 128x128x{slices}" + (" RLE" if kind == 1 else "")
         kinds.setdefault(label, folder)
     return list(kinds.items())
+
+
+def real_scanner_files(folder: str) -> list[tuple[str, str]]:
+    """nibabel's real Siemens diffusion mosaic and Philips enhanced MPRAGE, when its test data is installed."""
+    import gzip
+
+    import nibabel
+
+    data = os.path.join(os.path.dirname(nibabel.__file__), "nicom", "tests", "data")
+    kinds = []
+    for name, label in (("siemens_dwi_1000", "real Siemens DWI mosaic 128x128x48"),
+                        ("philips_mprage", "real Philips enhanced MPRAGE 176 frames")):
+        if os.path.exists(os.path.join(data, f"{name}.dcm.gz")):
+            os.makedirs(os.path.join(folder, name))
+            with gzip.open(os.path.join(data, f"{name}.dcm.gz")) as source, \
+                    open(os.path.join(folder, name, f"{name}.dcm"), "wb") as target:
+                shutil.copyfileobj(source, target)
+            kinds.append((label, os.path.join(folder, name)))
+    return kinds
 
 
 def timed_index(source, out: str, **options):
@@ -106,6 +125,7 @@ def main() -> None:
 
         if os.path.isdir(REAL_CT):
             kinds.append(("real CT 512x512x20 JPEG 2000", REAL_CT))
+        kinds += real_scanner_files(os.path.join(scratch, "real"))
         dcm2niix = shutil.which("dcm2niix")
         print(f"\n{'one series, indexed and converted':38s} {'volumes':>7s} {'monai-ssl s':>11s} {'dcm2niix s':>10s} "
               f"{'ratio':>6s}")
