@@ -125,3 +125,85 @@ def test_the_modality_lut_sequence_is_applied(tmp_path):
 
 def test_the_dictionary_vr_of_every_read_tag_is_known():
     assert all(dictionary_VR(tag_for_keyword(k)) for k in READ_KEYWORDS)
+
+
+# what the mosaic and enhanced multi-frame readers add: top-level attributes, and attributes inside a frame's
+# functional groups (sequence, item, keyword)
+MOSAIC_KEYWORDS = ["ImageType", "SpacingBetweenSlices", "SliceThickness", "SOPInstanceUID", "Rows", "Columns"]
+FRAME_ATTRIBUTES = [("PlanePositionSequence", "ImagePositionPatient"),
+                    ("FrameContentSequence", "DimensionIndexValues"), ("FrameContentSequence", "StackID"),
+                    ("FrameContentSequence", "TemporalPositionIndex")]
+SHARED_ATTRIBUTES = [("PixelMeasuresSequence", "PixelSpacing"), ("PlaneOrientationSequence", "ImageOrientationPatient"),
+                     ("PixelValueTransformationSequence", "RescaleSlope")]
+
+
+@pytest.fixture(scope="module")
+def multi_slice_files(tmp_path_factory) -> dict[str, Path]:
+    from tests.dicom_factory import write_enhanced, write_mosaic
+
+    folder = tmp_path_factory.mktemp("multi")
+    return {"mosaic": Path(write_mosaic(str(folder / "mosaic"))["paths"][0]),
+            "enhanced": Path(write_enhanced(str(folder / "enhanced"), volumes=2)["path"])}
+
+
+def corrupt_nested(path: Path, sequence_path: tuple[str, ...], keyword: str, corruption) -> None:
+    """Like :func:`corrupt`, inside the first item of each sequence of ``sequence_path``."""
+    ds = pydicom.dcmread(path)
+    item = ds
+    for sequence in sequence_path:
+        item = getattr(item, sequence)[0]
+    tag = Tag(tag_for_keyword(keyword))
+    vr, value = ("UN", corruption) if isinstance(corruption, bytes) else corruption
+    item._dict[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+    ds.save_as(path, enforce_file_format=False)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keyword=st.sampled_from(MOSAIC_KEYWORDS), corruption=st.one_of(raw_values, wrong_vr_values))
+def test_the_mosaic_reader_never_raises(multi_slice_files, tmp_path_factory, keyword, corruption):
+    path = Path(tmp_path_factory.mktemp("fuzz")) / "mosaic.dcm"
+    shutil.copy(multi_slice_files["mosaic"], path)
+    corrupt(path, keyword, corruption)
+    record = read_file_record(str(path), "salt")
+    check_record(record)
+    assert record.get("reason") != "unreadable"  # a bad header value is named, never an unexpected error
+
+
+def test_an_image_type_under_a_numeric_vr_is_read_not_an_unexpected_error(multi_slice_files, tmp_path):
+    path = tmp_path / "mosaic.dcm"
+    shutil.copy(multi_slice_files["mosaic"], path)
+    corrupt(path, "ImageType", ("US", struct.pack("<H", 3)))
+    record = read_file_record(str(path), "salt")
+    assert record["kind"] == "dicom" and record["image_type"] == "3" and record["slices"] is None
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.binary(max_size=64))
+def test_a_garbage_csa_header_is_a_skipped_mosaic(multi_slice_files, tmp_path_factory, garbage):
+    path = Path(tmp_path_factory.mktemp("fuzz")) / "mosaic.dcm"
+    shutil.copy(multi_slice_files["mosaic"], path)
+    ds = pydicom.dcmread(path)
+    ds[0x00291010].value = garbage
+    ds.save_as(path)
+    record = read_file_record(str(path), "salt")
+    assert (record["kind"], record["reason"]) == ("skipped", "mosaic_unreadable")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attribute=st.one_of(st.sampled_from([("PerFrameFunctionalGroupsSequence", s, k) for s, k in FRAME_ATTRIBUTES]),
+                           st.sampled_from([("SharedFunctionalGroupsSequence", s, k) for s, k in SHARED_ATTRIBUTES])),
+       corruption=st.one_of(raw_values, wrong_vr_values))
+def test_the_functional_group_reader_never_raises_and_the_index_accounts_for_the_object(
+        multi_slice_files, tmp_path_factory, attribute, corruption):
+    root = Path(tmp_path_factory.mktemp("fuzz"))
+    path = root / "archive" / "enhanced.dcm"
+    path.parent.mkdir()
+    shutil.copy(multi_slice_files["enhanced"], path)
+    *sequences, keyword = attribute
+    corrupt_nested(path, tuple(sequences), keyword, corruption)
+    record = read_file_record(str(path), "salt")
+    check_record(record)
+    assert record.get("reason") != "unreadable"
+    summary = index_archive(str(root / "archive"), str(root / "out" / "list.json"), salt="s", min_slices=2,
+                            progress=False)
+    assert summary.accepted == 1 or (summary.skipped and all(summary.skipped))

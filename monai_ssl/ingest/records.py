@@ -283,7 +283,9 @@ class _MultiSliceProblem(Exception):
 def _dicom_fields(ds, path: str, salt: str) -> dict:
     patient = _text(ds, "PatientID") or _text(ds, "PatientName")
     image_type = _value(ds, "ImageType", [])
-    image_type = [str(v).upper() for v in (image_type if not isinstance(image_type, str) else [image_type])]
+    if isinstance(image_type, (str, bytes, int, float)):  # one value, or a value under a wrong VR
+        image_type = [image_type]
+    image_type = [str(v).upper() for v in image_type]
     series_uid, study_uid = _text(ds, "SeriesInstanceUID"), _text(ds, "StudyInstanceUID")
     instance_uid = _text(ds, "SOPInstanceUID").strip()
     file_meta = getattr(ds, "file_meta", None)
