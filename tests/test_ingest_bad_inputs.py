@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -15,7 +16,16 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import RLELossless
 
 from monai_ssl.ingest import index_archive, salted_hash
-from tests.dicom_factory import BASIC_TEXT_SR, RT_STRUCTURE_SET, SECONDARY_CAPTURE, rewrite, write_series
+from tests.dicom_factory import (
+    BASIC_TEXT_SR,
+    RT_STRUCTURE_SET,
+    SECONDARY_CAPTURE,
+    rewrite,
+    write_enhanced,
+    write_mosaic,
+    write_series,
+)
+from tests.test_ingest_time_series import write_time_series
 
 SALT = "bad-input-salt"
 MIN_SLICES = 4
@@ -25,6 +35,10 @@ def dicom_case(cases, name, expected, folder, **kwargs):
     series = write_series(folder, count=kwargs.pop("count", 6), **kwargs)
     cases[name] = {"kind": "series", "key": salted_hash(SALT, "series", series["uid"]), "expected": expected}
     return series
+
+
+def series_case(cases, name, expected, series_uid):
+    cases[name] = {"kind": "series", "key": salted_hash(SALT, "series", series_uid), "expected": expected}
 
 
 def file_case(cases, name, expected, path):
@@ -132,6 +146,21 @@ def build_archive(root: str) -> dict:
     rewrite(spacing["paths"][0], PixelSpacing=[1.0, 1.0])
     nogeometry = dicom_case(cases, "missing ImagePositionPatient", "missing_geometry", d("nogeometry"))
     rewrite(nogeometry["paths"][0], ImagePositionPatient=None)
+
+    # mosaic, enhanced multi-frame and 4D series
+    mosaic = write_mosaic(d("mosaic"), volumes=2)
+    series_case(cases, "Siemens mosaic run (4D)", "accepted", mosaic["uid"])
+    write_mosaic(d("mosaic_bad"), tiles=9, mosaic_tiles=10)
+    file_case(cases, "mosaic whose tile count does not fit its image", "mosaic_inconsistent",
+              os.path.join("mosaic_bad", "mosaic000.dcm"))
+    series_case(cases, "enhanced multi-frame (4D)", "accepted", write_enhanced(d("enhanced"), volumes=2)["uid"])
+    hole = write_enhanced(d("enhanced_hole"), drop_position_of_frame=2)
+    series_case(cases, "enhanced object with a frame without position", "missing_geometry", hole["uid"])
+    write_time_series(Path(d("short4d")))
+    short = sorted(Path(d("short4d", "t2")).iterdir())
+    series_case(cases, "4D series with a volume short", "frames_inconsistent",
+                pydicom.dcmread(short[0]).SeriesInstanceUID)
+    short[0].unlink()
 
     # skipped NIfTI
     nan = np.ones((8, 8, 8), np.float32)
