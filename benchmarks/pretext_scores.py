@@ -49,21 +49,24 @@ def main() -> None:
         raise SystemExit(f"{args.datalist} has no 'validation' list of held-out volumes.")
     groups = {"unseen anatomies, synthetic scans": [f for f in held_out if "label_map" in f],
               "unseen subjects, real MRI channels": [f for f in held_out if "image" in f]}
+    checkpoints = {path: load_checkpoint(path) for path in args.checkpoints}
+    tasks = {path: [create_task(t["name"], **t["args"]) for t in checkpoint["config"]["tasks"]]
+             for path, checkpoint in checkpoints.items()}
+    # the four context tasks' scores (with the issue's targets), then those of any other task in the checkpoints
+    columns = list(TARGETS) + sorted({score_metric_name(t) for ts in tasks.values() for t in ts} - set(TARGETS))
     lines = [f"Held-out pretext scores (`python benchmarks/pretext_scores.py {' '.join(sys.argv[1:])}`): "
              f"{args.samples_per_volume} crops of {args.roi_size} at {args.spacing} mm per volume, fixed seed.", "",
-             "| checkpoint | iteration | held-out volumes | samples | " + " | ".join(TARGETS) + " |",
-             "|---|---|---|---|" + "---|" * len(TARGETS)]
-    for path in args.checkpoints:
-        checkpoint = load_checkpoint(path)
-        tasks = [create_task(t["name"], **t["args"]) for t in checkpoint["config"]["tasks"]]
-        chance = {score_metric_name(t): t.chance_score() for t in tasks}
+             "| checkpoint | iteration | held-out volumes | samples | " + " | ".join(columns) + " |",
+             "|---|---|---|---|" + "---|" * len(columns)]
+    for path, checkpoint in checkpoints.items():
+        chance = {score_metric_name(t): t.chance_score() for t in tasks[path]}
         iteration = checkpoint.get("trainer", {}).get("iteration", "?")
         for group, files in groups.items():
             if not files:
                 continue
             scores = score_checkpoint(path, files, spacing=args.spacing, roi_size=args.roi_size,
                                       samples_per_volume=args.samples_per_volume)
-            cells = [f"{scores[k]:.2f} (chance {chance[k]:.2f})" if k in scores else "-" for k in TARGETS]
+            cells = [f"{scores[k]:.2f} (chance {chance[k]:.2f})" if k in scores else "-" for k in columns]
             lines.append(f"| {os.path.relpath(path, REPO)} | {iteration} | {group} ({len(files)}) | "
                          f"{len(files) * args.samples_per_volume} | " + " | ".join(cells) + " |")
     lines += ["", "Targets: " + ", ".join(f"{k} {v}" for k, v in TARGETS.items()) + "; colorization_mse_ratio is the "
