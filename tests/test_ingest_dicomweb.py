@@ -196,3 +196,19 @@ def test_credentials_stay_out_of_the_command_line_and_the_logs(tmp_path, orthanc
     written = "".join(p.read_text() for p in (tmp_path / "cli").glob("*.json"))
     assert PASSWORD not in result.stdout + result.stderr + written
 
+
+
+def test_a_series_the_server_refuses_is_skipped_and_the_others_indexed(tmp_path, orthanc, monkeypatch):
+    write_series(str(tmp_path / "archive" / "ct"), count=12)
+    orthanc.upload(tmp_path / "archive")
+    listed = dicomweb._list_series
+
+    def with_a_deleted_series(*args, **kwargs):  # listed, then gone before its fetch: the server answers 404
+        return listed(*args, **kwargs) + [("1.2.3.4", "1.2.3.4.5")]
+
+    monkeypatch.setattr(dicomweb, "_list_series", with_a_deleted_series)
+    summary = index_dicomweb(orthanc.source, str(tmp_path / "web" / "list.json"), salt="s", min_slices=2,
+                             progress=False, retries=0)
+    assert summary.accepted == 1 and summary.skipped == {"fetch_failed": 1}
+    report = json.loads((tmp_path / "web" / "list_report.json").read_text())
+    assert report["skipped"][0]["detail"].startswith("the server answered HTTP 4")

@@ -161,7 +161,7 @@ def index_dicomweb(
     os.makedirs(manifests, exist_ok=True)
     salt = load_or_create_salt(salt, salt_file)
     options = IndexOptions([m.upper() for m in modalities] if modalities else None, min_slices, four_d,
-                          max_volumes_per_series)
+                           max_volumes_per_series)
     client = DICOMwebClient(url, session=_session(retries), timeout=timeout)
     host = urlsplit(url).netloc  # for messages: never the credentials, which are not in the URL
     try:
@@ -175,19 +175,26 @@ def index_dicomweb(
     for done, (study, series) in enumerate(tqdm(listed, desc="series", unit=" series", disable=not progress)):
         key = salted_hash(salt, "series", series)[:32]
         manifest = os.path.join(manifests, f"{key}_{_options_key(options)}.json")
-        if not _still_valid(manifest, cache_dir):
+        if _still_valid(manifest, cache_dir):
+            with open(manifest) as f:
+                outcome = json.load(f)
+        else:
             try:
                 outcome = _index_one_series(client, study, series, os.path.join(manifests, key), cache_dir, salt,
                                             options)
             except requests.RequestException as error:
-                raise DicomwebUnavailable(
-                    f"the DICOMweb server at {host} stopped answering while fetching series {done + 1} of "
-                    f"{len(listed)} ({type(error).__name__}); the {done} series before it are cached in {cache_dir}. "
-                    "Run the same command again to finish.") from None
+                status = getattr(error.response, "status_code", None)
+                if status is None or status in (401, 403, 429) or status >= 500:
+                    raise DicomwebUnavailable(
+                        f"the DICOMweb server at {host} stopped answering while fetching series {done + 1} of "
+                        f"{len(listed)} ({type(error).__name__}{f' {status}' if status else ''}); the {done} series "
+                        f"before it are cached in {cache_dir}. Run the same command again to finish.") from None
+                # the server refused this series (e.g. deleted since it was listed): a skip, retried by a re-run
+                skipped.append({"item": "series:" + salted_hash(salt, "series", series)[:16],
+                                "reason": "fetch_failed", "detail": f"the server answered HTTP {status} for it"})
+                continue
             atomic_write_text(manifest, json.dumps(outcome))
             fetched += 1
-        with open(manifest) as f:
-            outcome = json.load(f)
         summary.files += outcome["files"]
         entries += [{**e, "image": os.path.join(cache_dir, e["image"])} for e in outcome["entries"]]
         skipped += outcome["skipped"]
