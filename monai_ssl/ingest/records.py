@@ -204,8 +204,7 @@ def _enhanced_slices(ds) -> list[dict]:
         diffusion = _frame_attribute(groups, "MRDiffusionSequence")
         cardiac = _frame_attribute(groups, "CardiacSynchronizationSequence")
         transformation = _frame_attribute(groups, "PixelValueTransformationSequence")
-        indices = _value(content, "DimensionIndexValues", []) if content is not None else []
-        indices = [indices] if isinstance(indices, int) else list(indices)
+        indices = _index_values(content)
         if pointers and len(indices) != len(pointers):
             raise _MultiSliceProblem("frames_inconsistent", f"frame {frame + 1} has {len(indices)} dimension index "
                                      f"values for {len(pointers)} dimensions")
@@ -220,11 +219,25 @@ def _enhanced_slices(ds) -> list[dict]:
             "volume_tags": [_number(content, "TemporalPositionIndex", -1.0) if content is not None else -1.0,
                             _number(cardiac, "NominalCardiacTriggerDelayTime", -1.0) if cardiac is not None else -1.0,
                             _number(diffusion, "DiffusionBValue", -1.0) if diffusion is not None else -1.0,
-                            *(float(indices[i]) for i in volume_dimensions)],
+                            *(indices[i] for i in volume_dimensions)],
             "rescale": [_number(transformation, "RescaleSlope", 1.0), _number(transformation, "RescaleIntercept", 0.0)]
             if transformation is not None else [1.0, 0.0],
         })
     return slices
+
+
+def _index_values(content) -> list[float]:
+    """The DimensionIndexValues of a frame's content item (``[]`` without one), as numbers."""
+    values = _value(content, "DimensionIndexValues", []) if content is not None else []
+    if isinstance(values, (int, float)):
+        values = [values]
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError, OverflowError) as error:
+        raise _BadHeaderValue("DimensionIndexValues", f"is not a list of numbers ({type(error).__name__})") from error
+    if not all(math.isfinite(n) for n in numbers):
+        raise _BadHeaderValue("DimensionIndexValues", "is not finite")
+    return numbers
 
 
 def _mosaic_slices(ds, rows: int, columns: int) -> tuple[list[dict], int]:
