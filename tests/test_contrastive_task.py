@@ -30,6 +30,24 @@ def _rank_loss(rank: int, world_size: int, store: str, results: dict) -> None:
     torch.distributed.destroy_process_group()
 
 
+def _rank_loss_with_labels(rank: int, world_size: int, store: str, results: dict) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
+    first, second = features()
+    part = slice(rank * 3, rank * 3 + 3)
+    labels = torch.tensor([0, 1, 0, 2, 1, 3])[part]  # bands shared across the two ranks' samples
+    results[rank] = float(GatheredContrastiveLoss(temperature=0.2)(first[part], second[part], labels))
+    torch.distributed.destroy_process_group()
+
+
+def test_under_ddp_band_labels_are_gathered_with_the_views(tmp_path):
+    """Positives shared across ranks (the same band on both) count as on one process holding the whole batch."""
+    first, second = features()
+    expected = GatheredContrastiveLoss(temperature=0.2)(first, second, torch.tensor([0, 1, 0, 2, 1, 3]))
+    results = mp.Manager().dict()
+    mp.spawn(_rank_loss_with_labels, args=(2, str(tmp_path / "store"), results), nprocs=2, join=True)
+    assert results[0] == pytest.approx(float(expected), rel=1e-6) == results[1]
+
+
 def test_under_ddp_negatives_come_from_every_rank(tmp_path):
     """Two gloo processes holding halves of the batch compute the loss of one process holding all of it; the
     gathered gradients, averaged by DDP, are the single-process gradients."""
