@@ -173,15 +173,14 @@ def index_dicomweb(
     entries, skipped = [], []
     fetched = 0
     for done, (study, series) in enumerate(tqdm(listed, desc="series", unit=" series", disable=not progress)):
-        key = salted_hash(salt, "series", series)[:32]
+        series_hash = salted_hash(salt, "series", series)
+        key, item = series_hash[:32], "series:" + series_hash[:16]  # the cache's and the report's names
         manifest = os.path.join(manifests, f"{key}_{_options_key(options)}.json")
-        if _still_valid(manifest, cache_dir):
-            with open(manifest) as f:
-                outcome = json.load(f)
-        else:
+        outcome = _cached_outcome(manifest, cache_dir)
+        if outcome is None:
             try:
                 outcome = _index_one_series(client, study, series, os.path.join(manifests, key), cache_dir, salt,
-                                            options)
+                                            options, item)
             except requests.RequestException as error:
                 status = getattr(error.response, "status_code", None)
                 if status is None or status in (401, 403, 429) or status >= 500:
@@ -190,8 +189,7 @@ def index_dicomweb(
                         f"{len(listed)} ({type(error).__name__}{f' {status}' if status else ''}); the {done} series "
                         f"before it are cached in {cache_dir}. Run the same command again to finish.") from None
                 # the server refused this series (e.g. deleted since it was listed): a skip, retried by a re-run
-                skipped.append({"item": "series:" + salted_hash(salt, "series", series)[:16],
-                                "reason": "fetch_failed", "detail": f"the server answered HTTP {status} for it"})
+                skipped.append({"item": item, "reason": "fetch_failed", "detail": f"the server answered HTTP {status} for it"})
                 continue
             atomic_write_text(manifest, json.dumps(outcome))
             fetched += 1
@@ -204,13 +202,16 @@ def index_dicomweb(
     return summary
 
 
-def _still_valid(manifest: str, cache_dir: str) -> bool:
-    """Whether a series' manifest exists and every volume it lists is still in the cache."""
+def _cached_outcome(manifest: str, cache_dir: str) -> dict | None:
+    """A series' outcome from an earlier run, or ``None`` when it has no manifest or a volume it lists has left the
+    cache (the series is then fetched again)."""
     if not os.path.exists(manifest):
-        return False
+        return None
     with open(manifest) as f:
         outcome = json.load(f)
-    return all(os.path.exists(os.path.join(cache_dir, e["image"])) for e in outcome["entries"])
+    if not all(os.path.exists(os.path.join(cache_dir, e["image"])) for e in outcome["entries"]):
+        return None
+    return outcome
 
 
 def _options_key(options: IndexOptions) -> str:
@@ -219,18 +220,17 @@ def _options_key(options: IndexOptions) -> str:
 
 
 def _index_one_series(client, study: str, series: str, staging: str, cache_dir: str, salt: str,
-                      options: IndexOptions) -> dict:
+                      options: IndexOptions, item: str) -> dict:
     """Fetch one series' instances into ``staging`` (streamed, one instance at a time), index them as a folder,
-    and delete them; returns the series' outcome with image paths relative to ``cache_dir``."""
+    and delete them; returns the series' outcome with image paths relative to ``cache_dir``. Files skipped inside
+    the series are reported as ``item`` (the staging file names mean nothing to the user)."""
     shutil.rmtree(staging, ignore_errors=True)  # what an interrupted fetch left
     os.makedirs(staging)
     try:
         for number, dataset in enumerate(client.iter_series(study, series)):
             dataset.save_as(os.path.join(staging, f"{number:06d}.dcm"), enforce_file_format=True)
         entries, skipped, files = index_files(staging, cache_dir, salt, options, workers=1,
-                                                item_name=lambda path: "series:" + salted_hash(salt, "series",
-                                                                                                 series)[:16],
-                                                progress=False)
+                                              item_name=lambda path: item, progress=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # raw DICOM holds patient data: it never stays in the cache
     return {"files": files, "entries": [{**e, "image": os.path.relpath(e["image"], cache_dir)} for e in entries],
