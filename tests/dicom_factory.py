@@ -3,9 +3,11 @@ tests. File names are shuffled and InstanceNumber runs backwards, so only geomet
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -284,3 +286,14 @@ def write_enhanced(
                 for t in range(volumes)]
     return {"uid": ds.SeriesInstanceUID, "path": path, "volumes": [v for v, _ in expected],
             "affine": expected[0][1]}
+
+
+def index_folder(archive, out, **options) -> tuple:
+    """Index ``archive`` as the ingestion tests do (salt ``"s"``, ``min_slices`` 2, no progress bar) into
+    ``out/list.json``; returns the summary, the datalist entries and the report."""
+    from monai_ssl.ingest import index_archive
+
+    options = {"salt": "s", "min_slices": 2, "progress": False, **options}
+    summary = index_archive(str(archive), str(Path(out) / "list.json"), **options)
+    entries = json.loads((Path(out) / "list.json").read_text())["training"]
+    return summary, entries, json.loads(Path(summary.report_path).read_text())

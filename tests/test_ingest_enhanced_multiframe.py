@@ -1,7 +1,6 @@
 """Enhanced multi-frame DICOM (Philips, Siemens XA): frames are placed by their functional groups, sorted into
 stacks, split into volumes by dimension index, rescaled per frame; the result matches dcm2niix."""
 
-import json
 import shutil
 import subprocess
 
@@ -10,14 +9,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from monai_ssl.ingest import index_archive, read_file_record
-from tests.dicom_factory import write_enhanced
-
-
-def index(archive, out, **options):
-    summary = index_archive(str(archive), str(out / "list.json"), salt="s", min_slices=2, progress=False, **options)
-    entries = json.loads((out / "list.json").read_text())["training"]
-    return summary, entries, json.loads(open(summary.report_path).read())
+from monai_ssl.ingest import read_file_record
+from tests.dicom_factory import index_folder, write_enhanced
 
 
 def load(out, entry):
@@ -26,7 +19,7 @@ def load(out, entry):
 
 def test_frames_in_shuffled_order_become_the_volume(tmp_path):
     enhanced = write_enhanced(str(tmp_path / "archive"))
-    summary, entries, report = index(tmp_path / "archive", tmp_path / "out")
+    summary, entries, report = index_folder(tmp_path / "archive", tmp_path / "out")
     assert summary.accepted == 1 and report["skipped"] == [] and entries[0]["num_slices"] == 6
     image = load(tmp_path / "out", entries[0])
     # the shared pixel value transformation (slope 2, intercept -5) is applied
@@ -45,11 +38,11 @@ def test_the_file_record_lists_one_slice_per_frame(tmp_path):
 
 def test_a_4d_object_is_split_by_its_temporal_dimension(tmp_path):
     enhanced = write_enhanced(str(tmp_path / "archive"), volumes=3)
-    summary, entries, _ = index(tmp_path / "archive", tmp_path / "out")
+    summary, entries, _ = index_folder(tmp_path / "archive", tmp_path / "out")
     assert summary.accepted == 1 and [e["volume"] for e in entries] == [0, 1, 2]
     for entry, expected in zip(entries, enhanced["volumes"]):
         np.testing.assert_array_equal(np.asarray(load(tmp_path / "out", entry).dataobj), expected)
-    summary, entries, _ = index(tmp_path / "archive", tmp_path / "skip", four_d="skip")
+    summary, entries, _ = index_folder(tmp_path / "archive", tmp_path / "skip", four_d="skip")
     assert entries == [] and summary.skipped == {"time_series_skipped": 1}
 
 
@@ -71,7 +64,7 @@ def test_stacks_of_one_object_are_volumes_of_their_own(tmp_path):
     ds.NumberOfFrames = 12
     ds.PixelData = ds.PixelData * 2
     ds.save_as(enhanced["path"])
-    summary, entries, report = index(tmp_path / "archive", tmp_path / "out")
+    summary, entries, report = index_folder(tmp_path / "archive", tmp_path / "out")
     assert summary.accepted == 1 and len(entries) == 2 and report["skipped"] == []
     assert len({e["series"] for e in entries}) == 1 and len({e["image"] for e in entries}) == 2
     first, other = (load(tmp_path / "out", e) for e in entries)
@@ -81,7 +74,7 @@ def test_stacks_of_one_object_are_volumes_of_their_own(tmp_path):
 
 def test_a_frame_without_its_position_is_missing_geometry(tmp_path):
     write_enhanced(str(tmp_path / "archive"), drop_position_of_frame=3)
-    summary, entries, report = index(tmp_path / "archive", tmp_path / "out")
+    summary, entries, report = index_folder(tmp_path / "archive", tmp_path / "out")
     assert entries == [] and summary.skipped == {"missing_geometry": 1}
 
 
@@ -90,7 +83,7 @@ def test_per_frame_groups_that_do_not_match_the_frame_count_are_frames_inconsist
     ds = pydicom.dcmread(enhanced["path"])
     ds.PerFrameFunctionalGroupsSequence = list(ds.PerFrameFunctionalGroupsSequence)[:-1]
     ds.save_as(enhanced["path"])
-    summary, entries, report = index(tmp_path / "archive", tmp_path / "out")
+    summary, entries, report = index_folder(tmp_path / "archive", tmp_path / "out")
     assert entries == [] and summary.skipped == {"frames_inconsistent": 1}
     assert "5 per-frame functional groups for 6 frames" in report["skipped"][0]["detail"]
 
@@ -105,7 +98,7 @@ def test_a_4d_object_with_a_volume_short_is_frames_inconsistent(tmp_path):
     ds.PerFrameFunctionalGroupsSequence = [ds.PerFrameFunctionalGroupsSequence[i] for i in keep]
     ds.NumberOfFrames, ds.PixelData = 11, frames.tobytes()
     ds.save_as(enhanced["path"])
-    summary, entries, _ = index(tmp_path / "archive", tmp_path / "out")
+    summary, entries, _ = index_folder(tmp_path / "archive", tmp_path / "out")
     assert entries == [] and summary.skipped == {"frames_inconsistent": 1}
 
 
@@ -114,7 +107,7 @@ def test_a_multiframe_object_without_functional_groups_is_still_refused(tmp_path
     ds = pydicom.dcmread(enhanced["path"])
     del ds.PerFrameFunctionalGroupsSequence
     ds.save_as(enhanced["path"])
-    summary, _, report = index(tmp_path / "archive", tmp_path / "out")
+    summary, _, report = index_folder(tmp_path / "archive", tmp_path / "out")
     assert summary.skipped == {"multiframe_unsupported": 1}
     assert "without per-frame functional groups" in report["skipped"][0]["detail"]
 
@@ -122,7 +115,7 @@ def test_a_multiframe_object_without_functional_groups_is_still_refused(tmp_path
 @pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="dcm2niix is not installed (Debian package dcm2niix)")
 def test_each_volume_matches_dcm2niix(tmp_path):
     write_enhanced(str(tmp_path / "archive"), volumes=2, orientation=(0.8, 0.6, 0, 0, 0, -1))
-    _, entries, _ = index(tmp_path / "archive", tmp_path / "ours")
+    _, entries, _ = index_folder(tmp_path / "archive", tmp_path / "ours")
     (tmp_path / "theirs").mkdir()
     subprocess.run(["dcm2niix", "-z", "y", "-b", "n", "-f", "vol", "-o", str(tmp_path / "theirs"),
                     str(tmp_path / "archive")], check=True, capture_output=True)

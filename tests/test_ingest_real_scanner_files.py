@@ -2,7 +2,6 @@
 and a Philips enhanced multi-frame MPRAGE. Each becomes the volume dcm2niix makes of it."""
 
 import gzip
-import json
 import os
 import shutil
 import subprocess
@@ -11,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_ssl.ingest import index_archive
+from tests.dicom_factory import index_folder
 
 DATA = os.path.join(os.path.dirname(nib.__file__), "nicom", "tests", "data")
 # each volume's shape as converted (columns, rows, slices), before any reorientation
@@ -28,13 +27,8 @@ def unpack(folder, *names):
     return folder
 
 
-def index(archive, out):
-    summary = index_archive(str(archive), str(out / "list.json"), salt="s", min_slices=2, progress=False)
-    return summary, json.loads((out / "list.json").read_text())["training"]
-
-
 def test_two_diffusion_mosaics_of_one_series_are_a_4d_series_of_their_b_values(tmp_path):
-    summary, entries = index(unpack(tmp_path / "dwi", "siemens_dwi_0", "siemens_dwi_1000"), tmp_path / "out")
+    summary, entries, _ = index_folder(unpack(tmp_path / "dwi", "siemens_dwi_0", "siemens_dwi_1000"), tmp_path / "out")
     assert summary.accepted == 1 and summary.skipped == {}
     assert [(e["volume"], e["shape"]) for e in entries] == [(0, [128, 128, 48]), (1, [128, 128, 48])]
 
@@ -43,7 +37,7 @@ def test_two_diffusion_mosaics_of_one_series_are_a_4d_series_of_their_b_values(t
 @pytest.mark.parametrize("name", ["siemens_dwi_1000", "philips_mprage"])
 def test_the_volume_and_geometry_are_dcm2niix_s(tmp_path, name):
     archive = unpack(tmp_path / "archive", name)
-    summary, entries = index(archive, tmp_path / "ours")
+    summary, entries, _ = index_folder(archive, tmp_path / "ours")
     assert summary.accepted == 1 and entries[0]["shape"] == list(FILES[name])
     (tmp_path / "theirs").mkdir()
     subprocess.run(["dcm2niix", "-z", "y", "-b", "n", "-f", "vol", "-o", str(tmp_path / "theirs"), str(archive)],
