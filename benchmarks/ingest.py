@@ -86,10 +86,11 @@ def timed_index(source, out: str, **options):
 
 
 def dicomweb_source(archive: str, scratch: str, folder_seconds: float, files: int, series: int) -> None:
-    from tests.test_ingest_dicomweb import ORTHANC, PASSWORD, PLUGIN, USER, Orthanc
     from pathlib import Path
 
-    if ORTHANC is None or not os.path.exists(PLUGIN):
+    from tests.orthanc import AVAILABLE, PASSWORD, USER, Orthanc
+
+    if not AVAILABLE:
         print("DICOMweb source: Orthanc with its DICOMweb plugin is not installed (apt-get install orthanc "
               "orthanc-dicomweb): not measured")
         return

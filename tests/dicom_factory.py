@@ -115,6 +115,21 @@ def rewrite(path: str, **changes) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+def write_time_series(root, volumes: int = 3, count: int = 6) -> list[np.ndarray]:
+    """``volumes`` time points of ``count`` slices of one series (one folder each, one study), told apart by
+    TemporalPositionIdentifier; volume t holds the stored values plus 100 t. Returns the expected volumes."""
+    series_uid, study_uid = generate_uid(), generate_uid()
+    expected = []
+    for t in range(volumes):
+        series = write_series(str(root / f"t{t}"), count=count, rows=8, columns=10, modality="MR",
+                              series_uid=series_uid, rescale=(1.0, 100.0 * t),
+                              extra={"StudyInstanceUID": study_uid, "TemporalPositionIdentifier": t + 1})
+        for path in series["paths"]:  # instance numbers unique across the run, as scanners write them
+            rewrite(path, InstanceNumber=int(pydicom.dcmread(path).InstanceNumber) + t * count)
+        expected.append(series["volume"])
+    return expected
+
+
 ENHANCED_MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4.1"
 _STACK_ID, _IN_STACK_POSITION, _TEMPORAL_POSITION_INDEX = 0x00209056, 0x00209057, 0x00209128
 

@@ -24,8 +24,8 @@ from tests.dicom_factory import (
     write_enhanced,
     write_mosaic,
     write_series,
+    write_time_series,
 )
-from tests.test_ingest_time_series import write_time_series
 
 SALT = "bad-input-salt"
 MIN_SLICES = 4

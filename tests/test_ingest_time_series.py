@@ -6,29 +6,13 @@ import subprocess
 
 import nibabel as nib
 import numpy as np
-import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
 from monai_ssl.ingest import index_archive
-from tests.dicom_factory import index_folder, rewrite, write_series
+from tests.dicom_factory import index_folder, rewrite, write_series, write_time_series
 
-COUNT = 6  # slices per volume
-
-
-def write_time_series(root, volumes: int = 3) -> list[np.ndarray]:
-    """``volumes`` time points of one series (one folder each, one study), told apart by
-    TemporalPositionIdentifier; volume t holds the stored values plus 100 t. Returns the expected volumes."""
-    series_uid, study_uid = generate_uid(), generate_uid()
-    expected = []
-    for t in range(volumes):
-        series = write_series(str(root / f"t{t}"), count=COUNT, rows=8, columns=10, modality="MR",
-                              series_uid=series_uid, rescale=(1.0, 100.0 * t),
-                              extra={"StudyInstanceUID": study_uid, "TemporalPositionIdentifier": t + 1})
-        for path in series["paths"]:  # instance numbers unique across the run, as scanners write them
-            rewrite(path, InstanceNumber=int(pydicom.dcmread(path).InstanceNumber) + t * COUNT)
-        expected.append(series["volume"])
-    return expected
+COUNT = 6  # slices per volume, as write_time_series writes them
 
 
 def load(out, entry) -> np.ndarray:
