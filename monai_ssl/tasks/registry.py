@@ -35,6 +35,4 @@ def task_class(name: str) -> type[PretextTask]:
 
 def create_task(name: str, **kwargs) -> PretextTask:
     """Build the task registered as ``name`` with its arguments (see each task class)."""
-    if name not in _TASKS:
-        raise ValueError(f"unknown pretext task {name!r}; available tasks: {', '.join(list_tasks())}.")
-    return _TASKS[name](**kwargs)
+    return task_class(name)(**kwargs)
