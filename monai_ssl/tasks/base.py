@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -128,6 +128,14 @@ class SiameseClassificationTask(PretextTask):
         return head(features.reshape(batch_size, num_patches * features.shape[1]))
 
 
+def check_whole_network_size(what: str, setting: str, size: Sequence[int], adapter: EncoderAdapter) -> None:
+    """Raise a ``ValueError`` unless ``size`` (the ``setting`` of ``what``, which runs the whole network: encoder
+    and decoder) is a multiple of the network's total downsampling, so that the decoder's output matches it."""
+    if any(s % adapter.downsampling for s in size):
+        raise ValueError(f"{what} runs the whole network on {setting} {list(size)}; use multiples of "
+                         f"{adapter.downsampling} (the network's total downsampling).")
+
+
 class DenseRestorationTask(PretextTask):
     """A degraded volume through the *whole* network (encoder and decoder), and a 1x1x1 convolution from the
     network's output channels to the image's channels; the loss compares the restoration with the original
@@ -153,10 +161,7 @@ class DenseRestorationTask(PretextTask):
         self.score_name = "mse_ratio"
 
     def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
-        divisor = adapter.downsampling
-        if any(r % divisor for r in roi_size):
-            raise ValueError(f"{self.name} runs the whole network on roi_size {list(roi_size)}; use multiples of "
-                             f"{divisor} (the network's total downsampling).")
+        check_whole_network_size(self.name, "roi_size", roi_size, adapter)
 
     def build_head(self, adapter: EncoderAdapter) -> nn.Module:
         return DenseHead(adapter.spatial_dims, adapter.out_channels, adapter.in_channels)

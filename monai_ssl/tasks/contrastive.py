@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from monai_ssl.losses import GatheredContrastiveLoss, LocalContrastiveLoss
 from monai_ssl.networks.adapters import EncoderAdapter
 from monai_ssl.networks.heads import ClassificationHead, DenseHead, pool_features
-from monai_ssl.tasks.base import Batch, PretextTask
+from monai_ssl.tasks.base import Batch, PretextTask, check_whole_network_size
 from monai_ssl.tasks.registry import register_task
 from monai_ssl.transforms import RandContrastiveViewsd
 
@@ -128,10 +128,9 @@ class ContrastiveTask(TwoViewTask):
 
     def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
         super().check_setup(roi_size, adapter)
-        view = self.task_transform.views.view_size
-        if self.local_weight and any(v % adapter.downsampling for v in view):
-            raise ValueError(f"the local contrastive loss runs the whole network on view_size {list(view)}; use "
-                             f"multiples of {adapter.downsampling} (the network's total downsampling).")
+        if self.local_weight:
+            check_whole_network_size("the local contrastive loss", "view_size", self.task_transform.views.view_size,
+                                     adapter)
 
     def build_head(self, adapter: EncoderAdapter) -> nn.Module:
         projection = super().build_head(adapter)
