@@ -85,7 +85,7 @@ def timed_index(source, out: str, **options):
     return summary, time.perf_counter() - start
 
 
-def dicomweb_source(archive: str, scratch: str, folder_seconds: float, files: int, series: int) -> None:
+def dicomweb_source(archive: str, scratch: str, folder_seconds: float) -> None:
     from pathlib import Path
 
     from tests.orthanc import AVAILABLE, PASSWORD, USER, Orthanc
@@ -122,7 +122,7 @@ def main() -> None:
               f"volumes) in {seconds:.1f} s: {files / seconds:.0f} files/s, {summary.accepted / seconds:.2f} series/s")
         _, one_process = timed_index(archive, os.path.join(scratch, "out1", "list.json"), workers=1)
         print(f"folder source, 1 process: {one_process:.1f} s, {files / one_process:.0f} files/s")
-        dicomweb_source(archive, scratch, one_process, files, summary.accepted)
+        dicomweb_source(archive, scratch, one_process)
 
         if os.path.isdir(REAL_CT):
             kinds.append(("real CT 512x512x20 JPEG 2000", REAL_CT))
