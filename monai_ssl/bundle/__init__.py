@@ -32,6 +32,7 @@ from monai_ssl.bundle.pipelines import (
     check_pretext_setup,
     intensity_preset,
     label_map_preprocessing,
+    place_network,
     preprocessing,
     pretext_dataset,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "intensity_preset",
     "is_label_map",
     "label_map_preprocessing",
+    "place_network",
     "list_images",
     "per_class_dice",
     "preprocessing",

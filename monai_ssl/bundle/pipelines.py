@@ -190,6 +190,25 @@ def _cached(files: list[dict], transforms: list, cache: str, cache_dir: str | No
     raise ValueError(f"cache must be 'memory', 'disk' or 'none', got {cache!r}.")
 
 
+def place_network(network: torch.nn.Module, device: str | torch.device, channels_last: bool) -> torch.nn.Module:
+    """Move ``network`` to ``device``; with ``channels_last``, its convolution weights are stored channels-last
+    (``torch.channels_last_3d`` for 3D kernels, ``torch.channels_last`` for 2D), so that its convolutions run in
+    that layout whatever the layout of their inputs.
+
+    On 2 CPU cores, a training step of the bundles' UNet measured 1.3x (segmentation, 48^3 crops) and 1.75x
+    (pretext tasks) faster this way (``benchmarks/pretraining_step.py``, ``benchmarks/fine_tuning_step.py``);
+    the results only differ by floating-point summation order.
+    """
+    network = network.to(device)
+    if not channels_last:
+        return network
+    for parameter in network.parameters():
+        layout = {5: torch.channels_last_3d, 4: torch.channels_last}.get(parameter.dim())
+        if layout is not None:
+            parameter.data = parameter.data.contiguous(memory_format=layout)
+    return network
+
+
 def check_pretext_setup(model: PretextModel, roi_size: Sequence[int]) -> None:
     """Raise a ``ValueError`` naming the setting to change when a task cannot be cut from ``roi_size`` crops or its
     inputs do not fit the network (each task's :py:meth:`~monai_ssl.tasks.PretextTask.check_setup`): caught at
