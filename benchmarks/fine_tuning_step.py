@@ -1,6 +1,7 @@
 """Fine-tuning throughput on CPU: time of one training step of the segmentation bundle's network, loss and
-optimizer, with the convolution weights stored channels-last (the bundle's ``channels_last``, on by default on CPU)
-against the contiguous layout, measured alternately in the same run.
+optimizer, with the convolution weights stored channels-last (the bundle's ``channels_last``, on by default on CPU),
+and channels-last with the forward pass under bf16 autocast (the bundle's ``bf16_autocast``, through
+``monai_ssl.inferers.AutocastInferer``), against the contiguous float32 step, measured alternately in the same run.
 
 The network, loss and optimizer are the segmentation bundle's (``network_def``, ``loss``, ``optimizer``), built
 from ``configs/train.json`` with the label-efficiency benchmark's cpu preset: 2 input channels (FLAIR + T1c),
@@ -27,6 +28,7 @@ sys.path.insert(0, str(REPO))
 from monai.bundle import ConfigParser  # noqa: E402
 
 from monai_ssl.bundle import place_network  # noqa: E402
+from monai_ssl.inferers import AutocastInferer  # noqa: E402
 
 
 def bundle_parts(channels: int, classes: int) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer]:
@@ -39,13 +41,13 @@ def bundle_parts(channels: int, classes: int) -> tuple[torch.nn.Module, torch.nn
             parser.get_parsed_content("optimizer"))
 
 
-def seconds_per_step(network, loss, optimizer, image, label, steps: int) -> float:
+def seconds_per_step(network, inferer, loss, optimizer, image, label, steps: int) -> float:
     """Median seconds of ``steps`` training steps, after one untimed warm-up step."""
     times = []
     for index in range(steps + 1):
         start = time.perf_counter()
         optimizer.zero_grad()
-        loss(network(image), label).backward()
+        loss(inferer(image, network), label).backward()
         optimizer.step()
         if index:
             times.append(time.perf_counter() - start)
@@ -64,16 +66,19 @@ def main() -> None:
     image = torch.randn(4, 2, 48, 48, 48)
     label = torch.randint(0, 5, (4, 1, 48, 48, 48))
     print(f"segmentation bundle UNet, batch {tuple(image.shape)}, {args.threads} threads, torch {torch.__version__}")
-    timings: dict[str, list[float]] = {"contiguous": [], "channels_last": []}
+    # variant: (channels_last, bf16 autocast)
+    variants = {"contiguous": (False, False), "channels_last": (True, False), "channels_last+bf16": (True, True)}
+    timings: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
-        for layout in timings:
+        for name, (channels_last, bf16) in variants.items():
             network.to(memory_format=torch.contiguous_format)
-            place_network(network, "cpu", channels_last=layout == "channels_last")
-            timings[layout].append(seconds_per_step(network, loss, optimizer, image, label, args.steps))
+            place_network(network, "cpu", channels_last=channels_last)
+            inferer = AutocastInferer(device_type="cpu", dtype="bfloat16", enabled=bf16)
+            timings[name].append(seconds_per_step(network, inferer, loss, optimizer, image, label, args.steps))
     baseline = statistics.median(timings["contiguous"])
-    for layout, values in timings.items():
+    for name, values in timings.items():
         seconds = statistics.median(values)
-        print(f"{layout:<14s} {seconds * 1e3:7.1f} ms/step  {baseline / seconds:5.2f}x contiguous "
+        print(f"{name:<20s} {seconds * 1e3:7.1f} ms/step  {baseline / seconds:5.2f}x contiguous "
               f"(rounds: {', '.join(f'{v * 1e3:.0f}' for v in values)} ms)")
 
 

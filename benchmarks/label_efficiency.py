@@ -157,19 +157,21 @@ def network_overrides(preset: dict, in_channels: int) -> dict:
 
 
 def pretrain(bundles: Path, work: Path, arm: str, seed: int, pool: list[dict], preset: dict) -> str:
-    """Pretrain one arm with one seed through the pretraining bundle; cached under a hash of pool and settings."""
+    """Pretrain one arm with one seed through the pretraining bundle; cached under a hash of pool, settings and the
+    bundle's config."""
     settings = {"tasks": TASKS if arm == "all" else [arm], "task_args": TASK_ARGS[preset["pretrain_roi"][0]],
                 "max_epochs": preset["pretrain_epochs"], "epoch_length": preset["pretrain_epoch_length"],
                 "samples_per_volume": preset["samples"],
                 # two volumes at least: the contrastive and exemplar tasks contrast a volume with the others
                 "batch_size": max(2, preset["batch"]), "seed": seed,
                 "roi_size": preset["pretrain_roi"], **network_overrides(preset, 1)}
-    key = hashlib.sha256(json.dumps([pool, settings], sort_keys=True).encode()).hexdigest()[:16]
+    config_file = bundles / "pretext_pretraining" / "configs" / "train.json"
+    key = hashlib.sha256(json.dumps([pool, settings, file_digest(config_file)], sort_keys=True).encode()).hexdigest()[:16]
     output = work / "pretrain" / f"{arm}_seed{seed}_{key}"
     model, finished = output / "models" / "model.pt", output / "finished"
     # not model.pt alone: MONAI's CheckpointSaver also writes its final file when a run stops with an exception
     if not finished.exists():
-        run_bundle(str(bundles / "pretext_pretraining" / "configs" / "train.json"),
+        run_bundle(str(config_file),
                    datalist=write_datalist(work / "lists" / f"pool_{key}.json", training=pool),
                    output_dir=str(output), ckpt_dir=str(output / "models"), **settings)
         finished.touch()
@@ -196,9 +198,11 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
         max_epochs=budget // interval, val_interval=1, roi_size=preset["roi"], samples_per_volume=preset["samples"],
         batch_size=preset["batch"], use_pretrained=pretrained is not None, pretrained_path=pretrained,
         **network_overrides(preset, in_channels), **overrides)
+    config_file = bundles / "brain_mri_segmentation" / "configs" / "train.json"
     # a finished run is kept under a hash of everything it depends on, so that an interrupted benchmark re-run
-    # picks up where it stopped (and a changed setting or checkpoint is never mistaken for a finished run)
-    key = hashlib.sha256(json.dumps([Path(datalist).read_text(), settings,
+    # picks up where it stopped (and a changed setting, bundle default or checkpoint is never mistaken for a
+    # finished run)
+    key = hashlib.sha256(json.dumps([Path(datalist).read_text(), settings, file_digest(config_file),
                                      file_digest(pretrained) if pretrained else None], sort_keys=True).encode())
     finished = work / "fine_tune" / run_name / f"result_{key.hexdigest()[:16]}.json"
     if finished.exists():
@@ -206,7 +210,7 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
         result = json.loads(finished.read_text())
         return result["dice"], [tuple(point) for point in result["curve"]]
     workflow = ConfigWorkflow(
-        config_file=str(bundles / "brain_mri_segmentation" / "configs" / "train.json"), workflow_type="train",
+        config_file=str(config_file), workflow_type="train",
         datalist=datalist, output_dir=str(work / "fine_tune" / run_name),
         ckpt_dir=str(work / "fine_tune" / run_name / "models"), **settings)
     workflow.initialize()

@@ -7,7 +7,9 @@ generated phantoms without ``../shared/data``), made once so that only the step 
 
 - ``threads``: ``torch.set_num_threads`` at the number of physical cores (the baseline keeps torch's default);
 - ``channels_last_3d``: the network and its inputs in ``torch.channels_last_3d`` memory format;
-- ``bf16 autocast``: ``torch.autocast("cpu", torch.bfloat16)`` around the forward pass and the losses;
+- ``bf16 autocast``: the forward pass under ``torch.autocast("cpu", torch.bfloat16)``, losses in float32 (the
+  bundle's ``bf16_autocast``, ``monai_ssl.inferers.AutocastInferer``);
+- ``channels_last_3d + bf16``: both, the bundle's default on CPUs with bf16 instructions;
 - ``torch.compile``: the network's convolution blocks compiled (inductor); compile time is reported apart.
 
 The data side (several crops per loaded volume) is measured by ``benchmarks/pretext_loader.py``.
@@ -18,7 +20,6 @@ Run: ``python benchmarks/pretraining_step.py [--steps 5] [--batch 8]``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import os
 import sys
@@ -35,6 +36,7 @@ from monai.bundle import ConfigParser  # noqa: E402
 from monai.data import list_data_collate  # noqa: E402
 
 from monai_ssl.data import write_phantom_dataset  # noqa: E402
+from monai_ssl.inferers import AutocastInferer  # noqa: E402
 
 POOL = REPO.parent / "shared" / "data"
 
@@ -70,15 +72,14 @@ def time_steps(model, data: list[dict], autocast: bool = False, channels_last: b
         data = [{k: v.contiguous(memory_format=torch.channels_last_3d) if torch.is_tensor(v) and v.ndim == 5 else v
                  for k, v in b.items()} for b in data]
     call = network or model
-    context = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext
+    inferer = AutocastInferer(device_type="cpu", dtype="bfloat16", enabled=autocast)
     count = 0
     for index, batch in enumerate(data):
         if index == 1:
             start = time.perf_counter()
         optimizer.zero_grad()
-        with context():
-            loss = model.compute_loss(call(batch), batch)
-        loss.float().backward()
+        loss = model.compute_loss(inferer(batch, call), batch)
+        loss.backward()
         optimizer.step()
         if index >= 1:
             count += len(batch["rotation_label"])
@@ -120,7 +121,7 @@ def main() -> None:
     def measure(name: str, **kwargs) -> None:
         model.load_state_dict(initial)
         results[name] = time_steps(model, data, **kwargs)
-        print(f"{name:<22s} {results[name]:6.2f} samples/s  {results[name] / results['baseline']:5.2f}x baseline",
+        print(f"{name:<24s} {results[name]:6.2f} samples/s  {results[name] / results['baseline']:5.2f}x baseline",
               flush=True)
 
     results["baseline"] = 1.0
@@ -129,6 +130,7 @@ def main() -> None:
     measure("threads")
     measure("channels_last_3d", channels_last=True)
     measure("bf16 autocast", autocast=True)
+    measure("channels_last_3d + bf16", channels_last=True, autocast=True)
     start = time.perf_counter()
     compiled_blocks = compile_blocks(model.network)
     try:
