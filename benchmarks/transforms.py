@@ -1,7 +1,9 @@
 """Speed of the pretext transforms on a 1x128x128x128 float32 volume, one thread.
 
 Each transform's median time is divided by the median time of ``torch.clone`` of the same volume, measured in
-the same run, so the ratios compare across machines. MONAI's ``RandCoarseShuffle`` is measured the same way for
+the same run, so the ratios compare across machines. The time includes making every output tensor contiguous
+(free when it already is): a transform that returns a strided view (``torch.rot90`` does) only defers its copy to
+collation, which pays it at a strided copy's speed. MONAI's ``RandCoarseShuffle`` is measured the same way for
 reference. Goals: 3x or less, 6x for colorization remap; restoration and the contrastive views miss it (see
 ``GOALS`` for why).
 
@@ -30,10 +32,23 @@ from monai_ssl.transforms import (
 
 # Restoration and the contrastive views miss 3x, by MONAI's transforms they are built on (each part alone, x clone,
 # 2026-11-23, 2 cores): out-painting 15.3x (RandCoarseDropout fills everything outside its boxes with float64
-# numpy noise), remap 5.9x, local shuffling 3.6x; two 96^3 views: Gaussian blur 135x (GaussianSmooth, one
-# thread), Gaussian noise 44x (float64 numpy normal), intensity 9.8x, crop and flips 7.3x. Kept as MONAI's.
+# numpy noise), remap 5.9x (look-up table then; the polynomial now), local shuffling 3.6x; two 96^3 views: Gaussian
+# blur 135x (GaussianSmooth, one thread), Gaussian noise 44x (float64 numpy normal), intensity 9.8x, crop and flips
+# 7.3x. Kept as MONAI's. Rotation misses 3x by its transposed copy (torch.rot90 made contiguous), 5-20x a plain copy
+# at 128^3 on 2026-11-23; copying in cache-sized tiles gained at most 1.6x in one plane (README, Speed).
 GOALS = {"jigsaw": 3.0, "rotation": 3.0, "relative_position": 3.0, "colorization_remap": 6.0, "cpc_patches": 3.0,
          "restoration": 3.0, "contrastive_views": 3.0}
+
+
+def contiguous(output: object) -> object:
+    """Every tensor of ``output`` (a tensor, or a dict, list or tuple of them) made contiguous."""
+    if isinstance(output, torch.Tensor):
+        return output.contiguous()
+    if isinstance(output, dict):
+        return {k: contiguous(v) for k, v in output.items()}
+    if isinstance(output, (list, tuple)):
+        return [contiguous(v) for v in output]
+    return output
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -67,7 +82,7 @@ def main() -> None:
     print(f"{'transform':40s} {'median ms':>10s} {'x clone':>8s} {'goal':>6s}")
     for name, transform in candidates.items():
         transform.set_random_state(0)
-        seconds = median_seconds(lambda t=transform: t(volume), args.repeats)
+        seconds = median_seconds(lambda t=transform: contiguous(t(volume)), args.repeats)
         goal = GOALS.get(name)
         verdict = "" if goal is None else ("ok" if seconds / baseline <= goal else "MISSED")
         goal_text = f"{goal:.0f}x" if goal else "-"

@@ -161,7 +161,8 @@ def pretext_montage_figure(image: NdarrayOrTensor, seed: int = 0, channel: int =
     _show(axes[3, 1], _mid_slice(shown[0]), "target (original)", vmin, vmax)
     ax = axes[3, 3]  # a column apart, so that its tick and axis labels have room
     ax.axis("on")
-    ax.plot(np.linspace(0, 1, colorization.lut_size), colorization.curve)
+    normalised = np.linspace(0, 1, 256)
+    ax.plot(normalised, colorization.curve_at(normalised))
     ax.set_title("intensity curve", fontsize=8)
     ax.set_xlabel("original", fontsize=7)
     ax.set_ylabel("remapped", fontsize=7)

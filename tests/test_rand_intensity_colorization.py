@@ -10,16 +10,32 @@ def volume(channels=1, seed=0) -> torch.Tensor:
     return torch.rand(channels, 20, 18, 16, generator=torch.Generator().manual_seed(seed)) * 300 - 100
 
 
-def test_remap_applies_the_drawn_curve_within_each_channel_range():
+@pytest.mark.parametrize("degree", [1, 2, 3, 5])
+def test_remap_applies_the_drawn_curve_within_each_channel_range(degree):
     img = volume(channels=2)
-    colorization = RandIntensityColorization(mode="remap", lut_size=256).set_random_state(0)
-    out = colorization(img)
-    curve = torch.as_tensor(colorization.curve, dtype=torch.float32)
-    for c in range(2):
-        low, high = float(img[c].min()), float(img[c].max())
-        index = torch.floor((img[c] - low) * (255 / (high - low)) + 0.5).long()
-        assert torch.allclose(out[c], curve[index] * (high - low) + low, atol=1e-4)
-        assert out[c].min() >= low - 1e-4 and out[c].max() <= high + 1e-4
+    colorization = RandIntensityColorization(mode="remap", degree=degree).set_random_state(0)
+    for _ in range(3):
+        out = colorization(img)
+        for c in range(2):
+            low, high = float(img[c].min()), float(img[c].max())
+            u = ((img[c].double() - low) / (high - low)).numpy()
+            expected = low + (high - low) * colorization.curve_at(u)  # the Bernstein form, in float64
+            np.testing.assert_allclose(out[c].numpy(), expected, atol=1e-4 * (high - low))
+            rounding = 1e-6 * (high - low)  # float32 Horner evaluation: a few ulps
+            assert out[c].min() >= low - rounding and out[c].max() <= high + rounding
+
+
+def test_curve_is_the_bezier_of_its_control_values():
+    colorization = RandIntensityColorization(degree=3, invert_prob=0.0).set_random_state(0)
+    colorization.randomize()
+    values = colorization.control_values
+    assert values[0] == 0.0 and values[-1] == 1.0 and np.all(np.diff(values) >= 0)
+    # de Casteljau at t: the Bezier curve with control points (i / 3, values[i]); x(t) = t for evenly spaced inputs
+    t = 0.3
+    points = list(values)
+    while len(points) > 1:
+        points = [(1 - t) * a + t * b for a, b in zip(points[:-1], points[1:])]
+    assert colorization.curve_at(t) == pytest.approx(points[0])
 
 
 @pytest.mark.parametrize("invert_prob, increasing", [(0.0, True), (1.0, False)])
@@ -31,11 +47,12 @@ def test_remap_is_monotonic_and_inverted_on_request(invert_prob, increasing):
         order = torch.argsort(img.flatten())
         remapped = out.flatten()[order]
         steps = remapped[1:] - remapped[:-1]
-        assert (steps >= -1e-5).all() if increasing else (steps <= 1e-5).all()
+        rounding = 1e-6 * float(img.max() - img.min())  # monotonic up to float32 rounding
+        assert (steps >= -rounding).all() if increasing else (steps <= rounding).all()
         assert not torch.allclose(out, img)
-        curve = colorization.curve
-        assert curve[0] == pytest.approx(0.0 if increasing else 1.0)
-        assert curve[-1] == pytest.approx(1.0 if increasing else 0.0)
+        ends = colorization.curve_at(np.array([0.0, 1.0]))
+        assert ends[0] == pytest.approx(0.0 if increasing else 1.0)
+        assert ends[1] == pytest.approx(1.0 if increasing else 0.0)
 
 
 def test_constant_channel_is_left_unchanged():
@@ -99,7 +116,7 @@ def test_same_seed_same_sample():
 @pytest.mark.parametrize(
     "kwargs",
     [{"mode": "swap"}, {"invert_prob": -0.1}, {"bins": 1}, {"bins": 2.5}, {"bins": 4, "bin_range": (3, 1)},
-     {"bin_range": (0, 1)}, {"lut_size": 1}],
+     {"bin_range": (0, 1)}, {"degree": 0}, {"degree": 9}, {"degree": 2.5}],
 )
 def test_bad_arguments_raise_value_error(kwargs):
     with pytest.raises(ValueError):

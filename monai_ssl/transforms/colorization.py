@@ -9,6 +9,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -27,10 +28,8 @@ __all__ = [
 ]
 
 COLORIZATION_MODES = ("remap", "channels")
-# samples of the Bezier curve; the look-up table is interpolated from them
-_CURVE_SAMPLES = 1025
-# voxels remapped at a time, small enough for the temporaries to stay in cache
-_REMAP_CHUNK = 65536
+# voxels remapped at a time: the two chunk-sized temporaries (1 MB each) stay in cache between the passes
+_REMAP_CHUNK = 262144
 
 
 class RandIntensityColorization(RandomizableTransform):
@@ -38,11 +37,14 @@ class RandIntensityColorization(RandomizableTransform):
     Degrade the intensities of a channel-first volume; the network learns to restore the original.
 
     ``mode="remap"``: each channel is mapped through one random smooth monotonic curve, inverted with
-    probability ``invert_prob``. The curve is a cubic Bezier from (0, 0) to (1, 1) whose two inner control
-    points have sorted random coordinates, which makes it monotonic (Models Genesis draws them unsorted, which
-    can fold intensities onto each other and make the restoration ambiguous). Intensities are mapped within
-    each channel's own [min, max] range, so the output keeps the input's range. The curve is applied through a
-    look-up table of ``lut_size`` entries, the cost of a few element-wise passes.
+    probability ``invert_prob``. The curve is a Bezier curve of ``degree`` from (0, 0) to (1, 1), like Models
+    Genesis' cubic one, with its inner control points at evenly spaced inputs and sorted random outputs: a
+    Bernstein polynomial with non-decreasing coefficients, which is monotonic (Models Genesis draws the control
+    points unsorted, which can fold intensities onto each other and make the restoration ambiguous). Intensities
+    are mapped within each channel's own [min, max] range, so the output keeps the input's range. Being a
+    polynomial of the intensity, the curve is evaluated without a look-up table, by Horner's rule in
+    ``degree + 1`` fused element-wise passes over cache-sized chunks (a table needs a gather, several times
+    slower); monotonicity and range hold up to float32 rounding (a few ulps).
 
     ``mode="channels"``, for multi-channel MR such as FLAIR + T1c: a random non-empty proper subset of the
     channels is kept, the others are set to 0 (the missing-modality task).
@@ -56,7 +58,8 @@ class RandIntensityColorization(RandomizableTransform):
         invert_prob: probability of inverting the remapping curve (``mode="remap"``).
         bins: number of intensity bins of a classification target, or ``None`` for the original image.
         bin_range: fixed ``(low, high)`` intensity range of the bins, e.g. a CT window in HU.
-        lut_size: entries of the remapping look-up table.
+        degree: degree of the remapping curve (``degree - 1`` random inner control points); 3 is Models
+            Genesis' cubic, higher degrees give more varied curves at one pass per degree.
     """
 
     backend = [TransformBackends.TORCH]
@@ -67,7 +70,7 @@ class RandIntensityColorization(RandomizableTransform):
         invert_prob: float = 0.5,
         bins: int | None = None,
         bin_range: Sequence[float] | None = None,
-        lut_size: int = 4096,
+        degree: int = 3,
     ) -> None:
         RandomizableTransform.__init__(self, prob=1.0)
         if mode not in COLORIZATION_MODES:
@@ -80,23 +83,36 @@ class RandIntensityColorization(RandomizableTransform):
             raise ValueError(f"bin_range must be (low, high) with low < high, got {bin_range!r}.")
         if bin_range is not None and bins is None:
             raise ValueError("bin_range only applies to a binned target: set bins too, or drop bin_range.")
-        if lut_size < 2:
-            raise ValueError(f"lut_size must be >= 2, got {lut_size}.")
+        if not isinstance(degree, (int, np.integer)) or isinstance(degree, bool) or not 1 <= degree <= 8:
+            raise ValueError(f"degree must be an int in [1, 8] (3 is Models Genesis' cubic), got {degree!r}.")
         self.mode = mode
         self.invert_prob = float(invert_prob)
         self.bins = None if bins is None else int(bins)
         self.bin_range = None if bin_range is None else (float(bin_range[0]), float(bin_range[1]))
-        self.lut_size = int(lut_size)
+        self.degree = int(degree)
         self.num_classes = self.bins or 0
-        self._curve: np.ndarray | None = None
+        self._control_values: np.ndarray | None = None
         self._channel_draw: float | None = None
 
     @property
-    def curve(self) -> np.ndarray:
-        """The last remapping look-up table: ``lut_size`` values in [0, 1] for inputs ``linspace(0, 1, lut_size)``."""
-        if self._curve is None:
+    def control_values(self) -> np.ndarray:
+        """The last remapping curve's ``degree + 1`` control values, at inputs ``linspace(0, 1, degree + 1)``: 0, the
+        sorted random inner values, 1 (reversed, ``1 - v``, when the curve is inverted)."""
+        if self._control_values is None:
             raise RuntimeError("no remapping drawn yet: call the transform in mode 'remap' first.")
-        return self._curve.copy()
+        return self._control_values.copy()
+
+    def curve_at(self, u: np.ndarray | float) -> np.ndarray:
+        """The last remapping curve at normalised intensities ``u`` in [0, 1] (the Bernstein polynomial)."""
+        values, u = self.control_values, np.asarray(u, dtype=np.float64)
+        n = self.degree
+        return sum(values[i] * math.comb(n, i) * u**i * (1 - u) ** (n - i) for i in range(n + 1))
+
+    def _power_coefficients(self) -> np.ndarray:
+        """The curve as ``sum(c[i] * u**i)``: ``c[i] = comb(n, i) * sum_j (-1)**(i - j) comb(i, j) values[j]``."""
+        values, n = self._control_values, self.degree
+        return np.array([math.comb(n, i) * sum((-1) ** (i - j) * math.comb(i, j) * values[j] for j in range(i + 1))
+                         for i in range(n + 1)])
 
     def kept_channels(self, num_channels: int) -> np.ndarray:
         """Boolean mask of the channels kept by the last ``mode="channels"`` draw, for ``num_channels`` channels."""
@@ -113,40 +129,38 @@ class RandIntensityColorization(RandomizableTransform):
 
     def randomize(self, data: None = None) -> None:
         if self.mode == "remap":
-            control_x = np.sort(self.R.random_sample(2))
-            control_y = np.sort(self.R.random_sample(2))
+            values = np.concatenate([[0.0], np.sort(self.R.random_sample(self.degree - 1)), [1.0]])
             invert = self.R.random_sample() < self.invert_prob
-            t = np.linspace(0.0, 1.0, _CURVE_SAMPLES)
-            basis = np.stack([3 * (1 - t) ** 2 * t, 3 * (1 - t) * t**2, t**3])  # Bernstein terms, P0 = (0, 0)
-            x = np.array([control_x[0], control_x[1], 1.0]) @ basis
-            y = np.array([control_y[0], control_y[1], 1.0]) @ basis
-            curve = np.interp(np.linspace(0.0, 1.0, self.lut_size), x, y)
-            self._curve = 1.0 - curve if invert else curve
+            self._control_values = 1.0 - values if invert else values
         else:
             self._channel_draw = float(self.R.random_sample())
 
     def _remap(self, img: torch.Tensor) -> torch.Tensor:
         dtype = img.dtype if img.is_floating_point() else torch.float32
         out = torch.empty(img.shape, dtype=dtype, device=img.device)
-        curve = torch.as_tensor(self._curve, dtype=dtype, device=img.device)
         # Chunks keep the temporaries in cache: full-volume temporaries cost more than the arithmetic.
-        scaled = torch.empty(_REMAP_CHUNK, dtype=dtype, device=img.device)
-        index = torch.empty(_REMAP_CHUNK, dtype=torch.int32, device=img.device)
+        normalised = torch.empty(_REMAP_CHUNK, dtype=dtype, device=img.device)
+        partial = torch.empty(_REMAP_CHUNK, dtype=dtype, device=img.device)
         for c in range(img.shape[0]):
             low, high = (float(v) for v in torch.aminmax(img[c]))
             if high <= low:  # a constant channel has nothing to remap
                 out[c] = img[c]
                 continue
-            scale = (self.lut_size - 1) / (high - low)
-            offset = torch.tensor(0.5 - low * scale, dtype=dtype)
-            table = curve * (high - low) + low
+            # y = low + (high - low) * curve(u), u = (x - low) / (high - low): Horner's rule in u, highest power
+            # first, with the output range folded into the coefficients
+            coefficients = self._power_coefficients()[::-1] * (high - low)
+            coefficients[-1] += low
+            constants = [torch.tensor(float(v), dtype=dtype, device=img.device) for v in coefficients]
+            scale = 1.0 / (high - low)
+            offset = torch.tensor(-low * scale, dtype=dtype, device=img.device)
             source, target = img[c].reshape(-1), out[c].view(-1)
             for start in range(0, source.numel(), _REMAP_CHUNK):
                 n = min(_REMAP_CHUNK, source.numel() - start)
-                # index = floor((x - low) * scale + 0.5); values are >= 0, so the int conversion is a floor
-                torch.add(offset, source[start : start + n], alpha=scale, out=scaled[:n])
-                index[:n].copy_(scaled[:n])
-                torch.index_select(table, 0, index[:n], out=target[start : start + n])
+                u, h, y = normalised[:n], partial[:n], target[start : start + n]
+                torch.add(offset, source[start : start + n], alpha=scale, out=u)
+                torch.add(constants[1], u, alpha=float(coefficients[0]), out=h if self.degree > 1 else y)
+                for index, constant in enumerate(constants[2:], start=2):
+                    torch.addcmul(constant, h, u, out=y if index == self.degree else h)
         return out
 
     def target(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
@@ -198,7 +212,7 @@ class RandIntensityColorizationd(RandArrayWrapperd):
     Args:
         keys: keys of the volumes to degrade.
         target_key: where to write the targets, one per key.
-        mode, invert_prob, bins, bin_range, lut_size: see :py:class:`RandIntensityColorization`.
+        mode, invert_prob, bins, bin_range, degree: see :py:class:`RandIntensityColorization`.
         allow_missing_keys: don't raise if a key is missing.
     """
 
@@ -212,11 +226,11 @@ class RandIntensityColorizationd(RandArrayWrapperd):
         invert_prob: float = 0.5,
         bins: int | None = None,
         bin_range: Sequence[float] | None = None,
-        lut_size: int = 4096,
+        degree: int = 3,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(
-            keys, RandIntensityColorization(mode, invert_prob, bins, bin_range, lut_size), allow_missing_keys
+            keys, RandIntensityColorization(mode, invert_prob, bins, bin_range, degree), allow_missing_keys
         )
         self.target_keys = one_target_per_key(self.keys, target_key)
         self.colorization = self.array_transform
