@@ -425,6 +425,17 @@ def report_budget(dataset: str, setting: str, curve: list[tuple[int, float]]) ->
             f"curve {points}")
 
 
+def speed_settings(overrides: dict) -> str:
+    """The segmentation bundle's speed settings as this machine resolves them (they follow the device and CPU)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(find_bundles_dir() / "brain_mri_segmentation" / "configs" / "train.json"))
+    parser.update(overrides)
+    return ", ".join(f"{name} {json.dumps(bool(parser.get_parsed_content(name)))}"
+                     for name in ("channels_last", "bf16_autocast"))
+
+
 def write_results(args, preset: dict, results: dict, pretrained: dict, seconds: float, subjects: dict,
                   final: bool = True) -> None:
     out = Path(args.results_dir)
@@ -432,6 +443,9 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, seconds: 
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=REPO).stdout.strip() or "unknown"
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, cwd=REPO).stdout.strip()
+        commit += " with uncommitted changes" if changed else ""
     except OSError:
         commit = "unknown"
     pretraining = ("pretrained here (`--pretrain`), one model per arm and seed" if args.pretrain else
@@ -445,7 +459,8 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, seconds: 
                                                        f" (unfinished: arms {list(results_arms(results))} so far)"),
              f"- preset `{args.preset}`: {json.dumps(preset)}",
              f"- pretrained weights: {pretraining}",
-             f"- fine-tuning overrides for every arm: {json.dumps(args.fine_tune_overrides) or '{}'}",
+             f"- fine-tuning overrides for every arm: {json.dumps(args.fine_tune_overrides) or '{}'}; "
+             f"{speed_settings(args.fine_tune_overrides)}",
              f"- tumour: fine-tuned on each of {subjects['tumour'][0]} (one fold each), evaluated on "
              f"{subjects['tumour'][1]}; regions: fine-tuned on the first N of {subjects['regions'][0]}, evaluated on "
              f"{subjects['regions'][1]}. Evaluation subjects are never pretrained on, fine-tuned on or used to choose "

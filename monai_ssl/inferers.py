@@ -15,7 +15,7 @@ AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the CPU has bf16 arithmetic instructions (x86 ``avx512_bf16`` or ``amx_bf16``), read from ``cpuinfo``.
 
-    Without them bf16 convolutions are emulated and can be slower than float32, so the bundles switch CPU bf16
+    Without them bf16 convolutions are emulated (and their speed was not measured), so the bundles switch CPU bf16
     autocast on only where this is true. ``False`` where the file cannot be read (not Linux).
     """
     try:
