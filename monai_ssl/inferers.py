@@ -69,7 +69,11 @@ class AutocastInferer(Inferer):
             dtype = AUTOCAST_DTYPES[dtype]
         if dtype not in AUTOCAST_DTYPES.values():
             raise ValueError(f"dtype must be torch.bfloat16 or torch.float16, got {dtype}.")
-        if not torch.amp.is_autocast_available(device_type):
+        try:
+            available = torch.amp.is_autocast_available(device_type)
+        except RuntimeError:  # not a device type at all
+            available = False
+        if not available:
             raise ValueError(f"torch.autocast does not support device_type {device_type!r}; use 'cpu' or 'cuda'.")
         self.inferer = SimpleInferer() if inferer is None else inferer
         self.device_type = device_type

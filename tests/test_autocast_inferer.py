@@ -60,6 +60,7 @@ def test_disabled_runs_the_wrapped_inferer_unchanged():
 @pytest.mark.parametrize("kwargs, message", [
     ({"dtype": "float64"}, "dtype must be one of"),
     ({"dtype": torch.float32}, "dtype must be torch.bfloat16 or torch.float16"),
+    ({"device_type": "abacus"}, "does not support device_type 'abacus'; use 'cpu' or 'cuda'"),
 ])
 def test_invalid_arguments_name_the_fix(kwargs, message):
     with pytest.raises(ValueError, match=message):
