@@ -56,8 +56,8 @@ def seconds_per_step(network, inferer, loss, optimizer, image, label, steps: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per layout and round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two layouts")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the three variants")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.manual_seed(0)

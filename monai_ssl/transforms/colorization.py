@@ -143,16 +143,19 @@ class RandIntensityColorization(RandomizableTransform):
         # Chunks keep the temporaries in cache: full-volume temporaries cost more than the arithmetic.
         normalised = torch.empty(_REMAP_CHUNK, dtype=dtype, device=img.device)
         partial = torch.empty(_REMAP_CHUNK, dtype=dtype, device=img.device)
+        # highest power first, for Horner's rule
+        power_coefficients = self._power_coefficients()[::-1]
         for c in range(img.shape[0]):
             low, high = (float(v) for v in torch.aminmax(img[c]))
             if high <= low:  # a constant channel has nothing to remap
                 out[c] = img[c]
                 continue
-            # y = low + (high - low) * curve(u), u = (x - low) / (high - low): Horner's rule in u, highest power
-            # first, with the output range folded into the coefficients
-            coefficients = self._power_coefficients()[::-1] * (high - low)
+            # y = low + (high - low) * curve(u), u = (x - low) / (high - low): Horner's rule in u, with the output
+            # range folded into the coefficients
+            coefficients = power_coefficients * (high - low)
             coefficients[-1] += low
-            constants = [torch.tensor(float(v), dtype=dtype, device=img.device) for v in coefficients]
+            leading = float(coefficients[0])
+            constants = [torch.tensor(float(v), dtype=dtype, device=img.device) for v in coefficients[1:]]
             scale = 1.0 / (high - low)
             offset = torch.tensor(-low * scale, dtype=dtype, device=img.device)
             source, target = img[c].reshape(-1), out[c].view(-1)
@@ -160,8 +163,8 @@ class RandIntensityColorization(RandomizableTransform):
                 n = min(_REMAP_CHUNK, source.numel() - start)
                 u, h, y = normalised[:n], partial[:n], target[start : start + n]
                 torch.add(offset, source[start : start + n], alpha=scale, out=u)
-                torch.add(constants[1], u, alpha=float(coefficients[0]), out=h if self.degree > 1 else y)
-                for index, constant in enumerate(constants[2:], start=2):
+                torch.add(constants[0], u, alpha=leading, out=h if self.degree > 1 else y)
+                for index, constant in enumerate(constants[1:], start=2):
                     torch.addcmul(constant, h, u, out=y if index == self.degree else h)
         return out
 
