@@ -30,7 +30,8 @@ DEMO_PRETRAINING: dict[str, Any] = {
         "jigsaw": {"grid": [2, 2, 2], "num_permutations": 24, "gap": 2, "jitter": 2},
         "rotation": {"planes": [[0, 1], [0, 2], [1, 2]]},
         "colorization": {"mode": "remap"},
-        "relative_position": {"patch_size": [12, 12, 12], "gap": 2, "jitter": 2, "foreground_threshold": 0.05},
+        "relative_position": {"patch_size": [20, 20, 20], "gap": 2, "jitter": 2, "fit_all_neighbours": False,
+                              "foreground_threshold": 0.05},
     },
 }
 DEMO_FINE_TUNING: dict[str, Any] = {

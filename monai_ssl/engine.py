@@ -26,6 +26,7 @@ __all__ = [
     "prepare_pretext_batch",
     "PretextTrainer",
     "PretextProgressBar",
+    "NonFiniteGradientGuard",
     "AtomicCheckpointSaver",
     "RandomStates",
     "TrainingConfig",
@@ -92,6 +93,54 @@ class PretextTrainer(SupervisedTrainer):
         output["task_losses"] = dict(self.pretext_model.loss_function.last_losses)
         with torch.no_grad():
             output["task_accuracy"] = self.pretext_model.accuracies(output[Keys.PRED], output[Keys.LABEL])
+
+
+class NonFiniteGradientGuard:
+    """Skip the optimizer step of an iteration whose gradients are not finite, as CUDA's ``GradScaler`` does for
+    float16, and stop the run with an error that names the fix after ``max_consecutive`` such iterations in a row.
+
+    Why: one non-finite step turns every weight into NaN for the rest of a run that then goes on, silently,
+    for hours. bf16 autocast on a CPU is the case found: PyTorch 2.13's oneDNN convolution returns NaN weight
+    gradients, intermittently, for 3D convolutions on 2-voxel-wide feature maps (e.g. 16³ patches through a
+    UNet with three stride-2 levels). Runs with CUDA ``amp`` are left to their ``GradScaler``, which skips such
+    steps itself. Each skip is logged with the iteration and the count so far; the count is
+    ``engine.state.skipped_steps``. Under gradient accumulation, the gradients accumulated so far are dropped.
+
+    Args:
+        max_consecutive: skipped iterations in a row after which the run stops with a ``RuntimeError``.
+    """
+
+    def __init__(self, max_consecutive: int = 20) -> None:
+        if max_consecutive < 1:
+            raise ValueError(f"max_consecutive must be >= 1, got {max_consecutive}.")
+        self.max_consecutive = max_consecutive
+        self._consecutive = 0
+
+    def attach(self, engine: Engine) -> None:
+        engine.state.skipped_steps = 0
+        engine.add_event_handler(IterationEvents.BACKWARD_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if engine.amp and getattr(engine, "scaler", None) is not None:
+            return
+        grads = [p.grad for group in engine.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads or torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            self._consecutive = 0
+            return
+        for group in engine.optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = None  # the optimizer skips parameters without a gradient
+        self._consecutive += 1
+        engine.state.skipped_steps = getattr(engine.state, "skipped_steps", 0) + 1
+        logger.warning(f"iteration {engine.state.iteration}: non-finite gradients (loss "
+                       f"{float(engine.state.output[Keys.LOSS]):.4g}); optimizer step skipped "
+                       f"({engine.state.skipped_steps} skipped so far).")
+        if self._consecutive >= self.max_consecutive:
+            raise RuntimeError(
+                f"{self._consecutive} iterations in a row had non-finite gradients, so the model cannot learn; "
+                "check the inputs for NaN, lower the learning rate, or, with bf16 autocast, try "
+                "--bf16_autocast false (bf16 CPU convolutions on 2-voxel feature maps are one known cause)."
+            )
 
 
 def _random_generators(root: Any) -> list[np.random.RandomState]:
@@ -205,6 +254,15 @@ class TrainingConfig:
         if saved != current:
             raise ValueError(f"the checkpoint was trained on tasks {saved}, this run has {current}; resume with "
                              f"--tasks \"{saved}\", or start afresh without --resume.")
+        # a continuation may change a task's difficulty (its heads still fit); say so, since the logs of the
+        # two parts then measure different things
+        for saved_task, task in zip(state["tasks"], self.model.config()["tasks"]):
+            before, after = saved_task.get("args", {}), task["args"]
+            changed = {k: (before.get(k, "(not recorded)"), after.get(k, "(not recorded)"))
+                       for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
+            if changed:
+                logger.info(f"resuming task {task['name']!r} with changed arguments: " + ", ".join(
+                    f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
 
 
 def pretext_save_dict(model: PretextModel, optimizer: torch.optim.Optimizer, trainer: Engine,

@@ -43,6 +43,31 @@ def test_jitter_is_bounded_and_every_neighbour_fits_whatever_the_label():
     assert labels == set(range(26))
 
 
+def test_fit_drawn_neighbour_places_larger_patches_where_that_neighbour_fits():
+    # 40 voxels hold two 16-voxel patches side by side (2 * 16 + gap 2 + jitter 2 = 36), not a 3x3x3 block
+    img = unique_volume()
+    with pytest.raises(ValueError, match=r"at least \(56, 56, 56\)"):
+        RandRelativePatchPosition(patch_size=16, gap=2, jitter=2).valid_centre_range(img.shape[1:])
+    rpp = RandRelativePatchPosition(patch_size=16, gap=2, jitter=2, fit_all_neighbours=False).set_random_state(0)
+    np.testing.assert_array_equal(rpp.valid_centre_range(img.shape[1:], label=0)[0], [20, 20, 20])  # (-1,-1,-1)
+    np.testing.assert_array_equal(rpp.valid_centre_range(img.shape[1:], label=0)[1], [24, 24, 24])
+    np.testing.assert_array_equal(rpp.valid_centre_range(img.shape[1:], label=25)[1], [4, 4, 4])  # (1, 1, 1)
+    centres = {k: set() for k in range(26)}
+    for _ in range(600):
+        out = rpp(img)
+        low, high = rpp.valid_centre_range(img.shape[1:], rpp.label)
+        assert np.all(rpp.centre_start >= low) and np.all(rpp.centre_start <= high)
+        assert np.all(rpp.neighbour_start >= 0) and np.all(rpp.neighbour_start + 16 <= 40)
+        shift = rpp.neighbour_start - (rpp.centre_start + rpp.offsets[rpp.label] * 18)
+        assert np.all(np.abs(shift) <= 2)
+        assert torch.equal(out[0], crop(img, rpp.centre_start, (16, 16, 16)))
+        assert torch.equal(out[1], crop(img, rpp.neighbour_start, (16, 16, 16)))
+        centres[rpp.label].add(tuple(rpp.centre_start))
+    assert all(centres.values())  # every label was drawn
+    with pytest.raises(ValueError, match=r"at least \(38, 38, 38\)"):
+        RandRelativePatchPosition(patch_size=17, gap=2, jitter=2, fit_all_neighbours=False)(img[:, :37, :37, :37])
+
+
 @pytest.mark.parametrize("neighbours", [26, 8, 6])
 def test_offsets(neighbours):
     offsets = neighbour_offsets(neighbours)

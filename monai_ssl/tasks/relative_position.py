@@ -19,14 +19,18 @@ class RelativePositionTask(SiameseClassificationTask):
     Args:
         source_key: key of the volume.
         kwargs: arguments of :py:class:`~monai_ssl.transforms.RandRelativePatchPositiond` (``patch_size``,
-            ``gap``, ``jitter``, ``neighbours``, ``foreground_threshold``, ``mask_key``). The task's defaults,
-            16^3 patches 2 voxels apart with 2 voxels of jitter, fit the 64^3 crops of the pretraining bundle.
+            ``gap``, ``jitter``, ``neighbours``, ``foreground_threshold``, ``mask_key``, ``fit_all_neighbours``).
+            The task's defaults, 28^3 patches 2 voxels apart with 2 voxels of jitter, placed where the drawn
+            neighbour fits, fit the 64^3 crops of the pretraining bundle. Patches that fit all 26 neighbours
+            (16^3 in 64^3) were learnt poorly: 0.12 held-out accuracy on synthetic scans after 3,000 iterations
+            of all four tasks, against 0.39 for 28^3 after 1,000 iterations of this task alone (see the
+            pretraining bundle's docs).
     """
 
     name = "relative_position"
 
     def __init__(self, source_key: str = "image", **kwargs) -> None:
-        kwargs = {"patch_size": [16, 16, 16], "gap": 2, "jitter": 2, **kwargs}
+        kwargs = {"patch_size": [28, 28, 28], "gap": 2, "jitter": 2, "fit_all_neighbours": False, **kwargs}
         super().__init__(source_key, **kwargs)
         self.task_transform = RandRelativePatchPositiond(keys=self.input_key, label_key=self.label_key, **kwargs)
         self.num_classes = self.task_transform.num_classes

@@ -64,8 +64,14 @@ class RandRelativePatchPosition(RandomizableTransform):
 
     The label indexes ``offsets`` (see :func:`neighbour_offsets`). With ``jitter=0`` the neighbour starts exactly
     at ``centre_start + offsets[label] * (patch_size + gap)``; otherwise it is shifted by up to ``jitter`` voxels
-    along each axis, so that the task cannot be solved by matching patch borders. The centre patch is placed so
-    that *every* neighbour fits in the volume: its position then says nothing about the label.
+    along each axis, so that the task cannot be solved by matching patch borders.
+
+    Placement: with ``fit_all_neighbours=True`` the centre patch is placed where *every* neighbour fits in the
+    volume, so a volume must hold a 3x3x3 block of patches, which keeps them small (16³ in a 64³ crop). With
+    ``False`` it is placed where the drawn neighbour fits, so a volume need only hold two patches side by side
+    (28³ in a 64³ crop). The patches' places in the crop then depend on the label, but the network sees each
+    patch alone, never the crop: what it can use is the anatomy in the patches, i.e. where in the body each one
+    lies, which is the representation the task is meant to teach.
 
     Foreground: with ``foreground_threshold``, or a ``mask`` passed to ``__call__``, the centre patch is centred on
     a random foreground voxel (any channel above the threshold, or mask > 0), so that air in a CT does not
@@ -78,6 +84,8 @@ class RandRelativePatchPosition(RandomizableTransform):
         jitter: maximum random shift of the neighbour, in voxels.
         neighbours: 26, 8 or 6 classes, see :func:`neighbour_offsets`.
         foreground_threshold: intensity above which a voxel is foreground; ``None`` disables it.
+        fit_all_neighbours: place the centre patch where every neighbour fits (``True``) or where the drawn one
+            fits (``False``), see above.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -89,6 +97,7 @@ class RandRelativePatchPosition(RandomizableTransform):
         jitter: int = 2,
         neighbours: int = 26,
         foreground_threshold: float | None = None,
+        fit_all_neighbours: bool = True,
     ) -> None:
         RandomizableTransform.__init__(self, prob=1.0)
         self.patch_size = as_positive_tuple(patch_size, 3, "patch_size")
@@ -97,6 +106,9 @@ class RandRelativePatchPosition(RandomizableTransform):
         self.offsets = neighbour_offsets(neighbours)
         self.num_classes = len(self.offsets)
         self.foreground_threshold = None if foreground_threshold is None else float(foreground_threshold)
+        if not isinstance(fit_all_neighbours, bool):
+            raise ValueError(f"fit_all_neighbours must be True or False, got {fit_all_neighbours!r}.")
+        self.fit_all_neighbours = fit_all_neighbours
         self._label: int | None = None
         self._centre_start: np.ndarray | None = None
         self._shift = np.zeros(3, dtype=np.int64)
@@ -121,17 +133,38 @@ class RandRelativePatchPosition(RandomizableTransform):
         step = np.asarray(self.patch_size) + self.gap
         return self.centre_start + self.offsets[self.label] * step + self._shift
 
-    def valid_centre_range(self, spatial_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Inclusive lowest and highest centre-patch origins for which every neighbour fits in the volume."""
-        size = np.asarray(self.patch_size)
-        low = size + self.gap + self.jitter
-        high = np.asarray(spatial_shape) - 2 * size - self.gap - self.jitter
-        if np.any(high < low):
-            needed = tuple(int(v) for v in 3 * size + 2 * (self.gap + self.jitter))
+    def valid_centre_range(self, spatial_shape: Sequence[int], label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Inclusive lowest and highest centre-patch origins: where every neighbour fits with
+        ``fit_all_neighbours``; otherwise where neighbour ``label`` fits, or, with ``label=None``, the bounds over
+        all neighbours. Raises a ``ValueError`` naming the smallest volume when a neighbour cannot fit."""
+        shape = np.asarray(spatial_shape)
+        if self.fit_all_neighbours:
+            groups = [self.offsets]
+        else:
+            groups = [self.offsets[[each]] for each in range(self.num_classes)]
+        if label is not None and not self.fit_all_neighbours:
+            low, high = self._centre_range(shape, groups[label])
+            if np.all(high >= low):
+                return low, high
+        ranges = [self._centre_range(shape, offsets) for offsets in groups]
+        needed = np.max([shape - high + low for low, high in ranges], axis=0)
+        if np.any(needed > shape):
             raise ValueError(
                 f"spatial shape {tuple(spatial_shape)} is too small for patch_size {self.patch_size} with gap "
-                f"{self.gap} and jitter {self.jitter}: it must be at least {needed}; use a smaller patch_size."
+                f"{self.gap} and jitter {self.jitter}: it must be at least {tuple(int(v) for v in needed)}; use a "
+                "smaller patch_size."
             )
+        if len(ranges) == 1:
+            return ranges[0]
+        return np.min([low for low, _ in ranges], axis=0), np.max([high for _, high in ranges], axis=0)
+
+    def _centre_range(self, shape: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centre origins for which the centre patch and the neighbours at ``offsets`` lie inside ``shape``: a
+        neighbour spans ``[c + o * step - jitter, c + o * step + jitter + size)``, the centre ``[c, c + size)``."""
+        size = np.asarray(self.patch_size)
+        step = size + self.gap
+        low = np.maximum(0, self.jitter - offsets * step).max(axis=0)
+        high = shape - size + np.minimum(0, -self.jitter - offsets * step).min(axis=0)
         return low, high
 
     def randomize(self, spatial_shape: Sequence[int], foreground: np.ndarray | None = None) -> None:
@@ -142,8 +175,8 @@ class RandRelativePatchPosition(RandomizableTransform):
             foreground: optional boolean array of ``spatial_shape``; the centre patch is centred on one of its
                 ``True`` voxels where possible.
         """
-        low, high = self.valid_centre_range(spatial_shape)
         self._label = int(self.R.randint(self.num_classes))
+        low, high = self.valid_centre_range(spatial_shape, self._label)
         self._shift = self.R.randint(-self.jitter, self.jitter + 1, size=3)
         candidates = None
         if foreground is not None:
@@ -200,6 +233,7 @@ class RandRelativePatchPositiond(RandArrayWrapperd):
         patch_size, gap, jitter, neighbours, foreground_threshold: see :py:class:`RandRelativePatchPosition`.
         mask_key: optional key of a foreground mask that places the centre patch; it is not cut.
         allow_missing_keys: don't raise if a key is missing.
+        fit_all_neighbours: see :py:class:`RandRelativePatchPosition`.
     """
 
     backend = RandRelativePatchPosition.backend
@@ -215,8 +249,10 @@ class RandRelativePatchPositiond(RandArrayWrapperd):
         foreground_threshold: float | None = None,
         mask_key: str | None = None,
         allow_missing_keys: bool = False,
+        fit_all_neighbours: bool = True,
     ) -> None:
-        patches = RandRelativePatchPosition(patch_size, gap, jitter, neighbours, foreground_threshold)
+        patches = RandRelativePatchPosition(patch_size, gap, jitter, neighbours, foreground_threshold,
+                                            fit_all_neighbours)
         super().__init__(keys, patches, allow_missing_keys)
         self.label_key = label_key
         self.mask_key = mask_key
