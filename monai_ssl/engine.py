@@ -123,15 +123,14 @@ class NonFiniteGradientGuard:
     def __call__(self, engine: Engine) -> None:
         if engine.amp and getattr(engine, "scaler", None) is not None:
             return
-        grads = [p.grad for group in engine.optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not grads or torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+        params = [p for group in engine.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not params or torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in params])):
             self._consecutive = 0
             return
-        for group in engine.optimizer.param_groups:
-            for p in group["params"]:
-                p.grad = None  # the optimizer skips parameters without a gradient
+        for p in params:
+            p.grad = None  # the optimizer skips parameters without a gradient
         self._consecutive += 1
-        engine.state.skipped_steps = getattr(engine.state, "skipped_steps", 0) + 1
+        engine.state.skipped_steps += 1
         logger.warning(f"iteration {engine.state.iteration}: non-finite gradients (loss "
                        f"{float(engine.state.output[Keys.LOSS]):.4g}); optimizer step skipped "
                        f"({engine.state.skipped_steps} skipped so far).")

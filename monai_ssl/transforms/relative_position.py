@@ -138,14 +138,14 @@ class RandRelativePatchPosition(RandomizableTransform):
         ``fit_all_neighbours``; otherwise where neighbour ``label`` fits, or, with ``label=None``, the bounds over
         all neighbours. Raises a ``ValueError`` naming the smallest volume when a neighbour cannot fit."""
         shape = np.asarray(spatial_shape)
+        if label is not None and not self.fit_all_neighbours:  # the per-sample path
+            low, high = self._centre_range(shape, self.offsets[[label]])
+            if np.all(high >= low):
+                return low, high
         if self.fit_all_neighbours:
             groups = [self.offsets]
         else:
             groups = [self.offsets[[each]] for each in range(self.num_classes)]
-        if label is not None and not self.fit_all_neighbours:
-            low, high = self._centre_range(shape, groups[label])
-            if np.all(high >= low):
-                return low, high
         ranges = [self._centre_range(shape, offsets) for offsets in groups]
         needed = np.max([shape - high + low for low, high in ranges], axis=0)
         if np.any(needed > shape):
