@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -342,6 +343,7 @@ def main() -> None:
     torch.set_num_threads(preset["threads"])
     logging.disable(logging.WARNING)  # the bundles' per-iteration logs would drown the summary
     start = time.time()
+    commit = source_state(args.results_dir)
     work = Path(args.work_dir or REPO / "outputs" / "label_efficiency" / args.preset).resolve()
     bundles = find_bundles_dir()
     regions = synthesise_regions(data_root, work, sorted(set(args.regions_train + args.regions_eval)))
@@ -389,7 +391,7 @@ def main() -> None:
         # after every arm, so that a long run stopped early still leaves the arms it finished
         write_results(args, preset, results, pretrained, time.time() - start,
                       {"tumour": (brats_train, brats_eval), "regions": (args.regions_train, args.regions_eval)},
-                      final=arm == args.arms[-1])
+                      commit, final=arm == args.arms[-1])
 
 
 def choose_budget(args, preset, bundles, work, regions, train_subjects, region_names, tumour_names) -> None:
@@ -410,7 +412,7 @@ def choose_budget(args, preset, bundles, work, regions, train_subjects, region_n
         lines.append(report_budget("tumour", f"labelled {train_subjects[0]['name']}, validated on "
                                    f"{[s['name'] for s in train_subjects[1:]]}", curve))
     text = "\n".join(["# Fine-tuning budget (scratch, training subjects only)", "",
-                      f"- command: `python benchmarks/label_efficiency.py {' '.join(sys.argv[1:])}`", "", *lines])
+                      f"- command: `python benchmarks/label_efficiency.py {shlex.join(sys.argv[1:])}`", "", *lines])
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
     (results / f"fine_tune_budget_{args.preset}.md").write_text(text + "\n")
@@ -436,23 +438,32 @@ def speed_settings(overrides: dict) -> str:
                      for name in ("channels_last", "bf16_autocast"))
 
 
+def source_state(results_dir: str) -> str:
+    """The commit the run starts from, and whether tracked files other than its own results differ from it.
+
+    Taken once at the start: the run rewrites its tracked result files after every arm, and edits made while it
+    runs do not change the code it has imported."""
+    results = Path(results_dir).resolve()
+    own_results = [f":(exclude){results.relative_to(REPO)}"] if results.is_relative_to(REPO) else []
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO,
+                                check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *own_results],
+                                 capture_output=True, text=True, cwd=REPO, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + (" with uncommitted changes" if changed else "")
+
+
 def write_results(args, preset: dict, results: dict, pretrained: dict, seconds: float, subjects: dict,
-                  final: bool = True) -> None:
+                  commit: str, final: bool = True) -> None:
     out = Path(args.results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=REPO).stdout.strip() or "unknown"
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                 text=True, cwd=REPO).stdout.strip()
-        commit += " with uncommitted changes" if changed else ""
-    except OSError:
-        commit = "unknown"
     pretraining = ("pretrained here (`--pretrain`), one model per arm and seed" if args.pretrain else
                    "; ".join(f"{arm}: {', '.join(os.path.relpath(p, REPO) if p.startswith(str(REPO)) else p for p in paths)}"
                              for arm, paths in pretrained.items() if arm in args.arms) or "none")
     lines = ["# Label-efficiency benchmark", "",
-             f"- command: `python benchmarks/label_efficiency.py {' '.join(sys.argv[1:])}`",
+             f"- command: `python benchmarks/label_efficiency.py {shlex.join(sys.argv[1:])}`",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit}",
              f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch threads {preset['threads']}",
              f"- wall time: {seconds / 60:.1f} min" + ("" if final else

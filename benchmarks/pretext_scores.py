@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def main() -> None:
     parser.add_argument("--history", help="a pretext_scores.json written during pretraining, to plot")
     parser.add_argument("--plot", default=str(REPO / "bundles" / "pretext_pretraining" / "docs" / "pretext_scores.png"))
     parser.add_argument("--out", help="also write the table to this markdown file")
+    parser.add_argument("--history-volumes", default="the run's validation volumes",
+                        help="what the run's held-out evaluations scored, for the plot's title (the history file "
+                             "does not record it), e.g. '5 unseen anatomies, 20 crops per evaluation'")
     args = parser.parse_args()
     import torch
 
@@ -54,7 +58,7 @@ def main() -> None:
              for path, checkpoint in checkpoints.items()}
     # the four context tasks' scores (with the issue's targets), then those of any other task in the checkpoints
     columns = list(TARGETS) + sorted({score_metric_name(t) for ts in tasks.values() for t in ts} - set(TARGETS))
-    lines = [f"Held-out pretext scores (`python benchmarks/pretext_scores.py {' '.join(sys.argv[1:])}`): "
+    lines = [f"Held-out pretext scores (`python benchmarks/pretext_scores.py {shlex.join(sys.argv[1:])}`): "
              f"{args.samples_per_volume} crops of {args.roi_size} at {args.spacing} mm per volume, fixed seed.", "",
              "| checkpoint | iteration | held-out volumes | samples | " + " | ".join(columns) + " |",
              "|---|---|---|---|" + "---|" * len(columns)]
@@ -77,7 +81,7 @@ def main() -> None:
         Path(args.out).write_text(text + "\n")
     if args.history:
         plot_pretext_scores(args.history, args.plot, title="held-out pretext scores during pretraining "
-                            "(5 unseen anatomies, 20 crops per evaluation)")
+                            f"({args.history_volumes})")
         print(f"plot: {args.plot}")
 
 

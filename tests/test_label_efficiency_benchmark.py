@@ -7,7 +7,8 @@ from tests.conftest import shared_path
 from tests.helpers import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from label_efficiency import iterations_to_reach, mean_sd, verdict  # noqa: E402
+import label_efficiency  # noqa: E402
+from label_efficiency import iterations_to_reach, mean_sd, source_state, verdict  # noqa: E402
 
 SCRIPT = str(REPO / "benchmarks" / "label_efficiency.py")
 
@@ -23,6 +24,30 @@ def test_one_spread_everywhere_and_convergence():
     assert mean_sd([1.0, 2.0, 3.0]) == "2.000 ± 1.000"  # ddof 1
     curve = [(40, 0.1), (80, 0.3), (120, 0.5)]
     assert iterations_to_reach(curve, 0.3) == 80 and iterations_to_reach(curve, 0.6) is None
+
+
+def test_source_state_leaves_out_the_runs_own_results(tmp_path, monkeypatch):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.md").write_text("old")
+    (tmp_path / "code.py").write_text("x = 1")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True,
+                            text=True).stdout.strip()
+    monkeypatch.setattr(label_efficiency, "REPO", tmp_path)
+    (tmp_path / "results" / "table.md").write_text("rewritten by the run")
+    (tmp_path / "notes.txt").write_text("untracked")
+    assert source_state(str(tmp_path / "results")) == commit
+    assert source_state(str(tmp_path.parent / "elsewhere")) == f"{commit} with uncommitted changes"
+    (tmp_path / "code.py").write_text("x = 2")
+    assert source_state(str(tmp_path / "results")) == f"{commit} with uncommitted changes"
+    monkeypatch.setattr(label_efficiency, "REPO", tmp_path.parent)  # not a git checkout
+    assert source_state(str(tmp_path / "results")).startswith("unknown")
 
 
 def test_overlapping_subjects_are_refused(tmp_path):
