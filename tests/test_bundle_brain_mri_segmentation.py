@@ -74,6 +74,13 @@ def test_validation_reports_dice_per_class_and_saves_the_best_model(fine_tuned):
     assert (output_dir / "models" / "model.pt").is_file()
 
 
+def test_training_steps_are_guarded_against_non_finite_gradients(fine_tuned):
+    flow, _ = fine_tuned
+    trainer = flow.parser.get_parsed_content("train#trainer")
+    assert hasattr(trainer.state, "skipped_steps")  # counted by NonFiniteGradientGuard
+    assert all(torch.isfinite(p).all() for p in flow.parser.get_parsed_content("network_def").parameters())
+
+
 def test_num_labelled_keeps_the_first_subjects(tmp_path):
     flow = ConfigWorkflow(config_file=TRAIN, workflow_type="train", **outputs(tmp_path), num_labelled=1, demo=True)
     flow.initialize()
