@@ -38,7 +38,8 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, nargs=3, default=[2.0, 2.0, 2.0])
     parser.add_argument("--roi-size", type=int, nargs=3, default=[64, 64, 64])
     parser.add_argument("--history", help="a pretext_scores.json written during pretraining, to plot")
-    parser.add_argument("--plot", default=str(REPO / "bundles" / "pretext_pretraining" / "docs" / "pretext_scores.png"))
+    parser.add_argument("--plot", default=str(REPO / "outputs" / "pretext_scores.png"),
+                        help="where the --history plot goes (the bundle docs' plots are written only when named here)")
     parser.add_argument("--out", help="also write the table to this markdown file")
     parser.add_argument("--history-volumes", default="the run's validation volumes",
                         help="what the run's held-out evaluations scored, for the plot's title (the history file "
@@ -80,6 +81,7 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(text + "\n")
     if args.history:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         plot_pretext_scores(args.history, args.plot, title="held-out pretext scores during pretraining "
                             f"({args.history_volumes})")
         print(f"plot: {args.plot}")
