@@ -2,7 +2,9 @@
 
 Scores each checkpoint (network + heads, e.g. the shipped ``bundles/pretext_pretraining/models/
 pretext_checkpoint.pt``) on the ``validation`` list of a pool datalist: volumes outside the pretraining pool, in two
-groups, synthetic scans of unseen anatomies (``label_map`` entries) and real MRI channels (``image`` entries). The
+groups, synthetic scans of unseen anatomies (``label_map`` entries) and real MRI (``image`` entries). The default is
+the real-MRI pool of ``benchmarks/real_mri.py``, whose held-out volumes come from the training side (IXI tuning
+subjects, held-out OpenNeuro subjects): never a subject the label-efficiency benchmark evaluates on. The
 crops and pseudo-labels are drawn from a fixed seed. With ``--history``, the held-out curves logged during
 pretraining (``pretext_scores.json``) are plotted too.
 
@@ -33,7 +35,7 @@ TARGETS = {"rotation_accuracy": ">= 0.90", "relative_position_accuracy": ">= 0.6
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+", help="pretraining checkpoints with heads")
-    parser.add_argument("--datalist", default=str(REPO / "sample_configs" / "brain_mri_pool_datalist.json"))
+    parser.add_argument("--datalist", default=str(REPO / "sample_configs" / "brain_mri_real_pool_datalist.json"))
     parser.add_argument("--samples-per-volume", type=int, default=8)
     parser.add_argument("--spacing", type=float, nargs=3, default=[2.0, 2.0, 2.0])
     parser.add_argument("--roi-size", type=int, nargs=3, default=[64, 64, 64])
@@ -53,7 +55,7 @@ def main() -> None:
     if not held_out:
         raise SystemExit(f"{args.datalist} has no 'validation' list of held-out volumes.")
     groups = {"unseen anatomies, synthetic scans": [f for f in held_out if "label_map" in f],
-              "unseen subjects, real MRI channels": [f for f in held_out if "image" in f]}
+              "unseen subjects, real MRI": [f for f in held_out if "image" in f]}
     checkpoints = {path: load_checkpoint(path) for path in args.checkpoints}
     tasks = {path: [create_task(t["name"], **t["args"]) for t in checkpoint["config"]["tasks"]]
              for path, checkpoint in checkpoints.items()}

@@ -7,11 +7,11 @@ description of each scan (retrieval, clustering an archive, checking what the en
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
+from monai.data import FolderLayout
 from monai.utils import CommonKeys as Keys
 from torch import nn
 
@@ -44,30 +44,33 @@ class EncoderEmbedding(nn.Module):
 
 class EmbeddingWriter:
     """Ignite handler saving each volume's embedding (``engine.state.output[i]["pred"]``) to
-    ``output_dir/<input file name>_embedding.npy`` (float32), written atomically.
+    ``output_dir/<input file name>_embedding.npy`` (float32), written atomically, named by MONAI's
+    ``FolderLayout``: with ``data_root_dir``, the input's folders below it are kept, so that layouts with one file
+    name per subject (``subject/Flair.nii.gz``: BraTS, BIDS) give one embedding per subject.
 
     Args:
         output_dir: folder of the embeddings.
         image_key: the output key whose metadata names the input file.
+        data_root_dir: the folder whose layout the embeddings mirror (see
+            :func:`monai_ssl.bundle.input_root`); ``""`` writes every embedding into ``output_dir``.
+        separate_folder: one folder per input file, as MONAI's ``SaveImage``.
     """
 
-    def __init__(self, output_dir: str, image_key: str = Keys.IMAGE) -> None:
-        self.output_dir = output_dir
+    def __init__(self, output_dir: str, image_key: str = Keys.IMAGE, data_root_dir: str = "",
+                 separate_folder: bool = False) -> None:
         self.image_key = image_key
+        self.layout = FolderLayout(output_dir, postfix="embedding", extension=".npy", parent=separate_folder,
+                                   makedirs=True, data_root_dir=data_root_dir)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        os.makedirs(self.output_dir, exist_ok=True)
         for sample in engine.state.output:
-            source = str(sample[self.image_key].meta["filename_or_obj"])
+            source = sample[self.image_key].meta["filename_or_obj"]
             if isinstance(source, (list, tuple)):  # several channel files: named after the first
                 source = source[0]
-            name = os.path.basename(source)
-            for suffix in (".nii.gz", ".nii"):
-                name = name[: -len(suffix)] if name.endswith(suffix) else name
-            path = os.path.join(self.output_dir, f"{name}_embedding.npy")
+            path = str(self.layout.filename(subject=str(source)))
             with atomic_path(path, suffix=".npy") as temporary, open(temporary, "wb") as f:
                 np.save(f, sample[Keys.PRED].detach().float().cpu().numpy())
             logger.info("saved embedding %s", path)

@@ -97,24 +97,36 @@ class PretextTrainer(SupervisedTrainer):
 
 class NonFiniteGradientGuard:
     """Skip the optimizer step of an iteration whose gradients are not finite, as CUDA's ``GradScaler`` does for
-    float16, and stop the run with an error that names the fix after ``max_consecutive`` such iterations in a row.
+    float16, and stop the run with an error that names the fix when skipped steps are more than a small share of
+    the run, or ``max_consecutive`` in a row.
 
     Why: one non-finite step turns every weight into NaN for the rest of a run that then goes on, silently,
-    for hours. bf16 autocast on a CPU is the case found: PyTorch 2.13's oneDNN convolution returns NaN weight
-    gradients, intermittently, for 3D convolutions on 2-voxel-wide feature maps (e.g. 16³ patches through a
-    UNet with three stride-2 levels). Runs with CUDA ``amp`` are left to their ``GradScaler``, which skips such
-    steps itself. Each skip is logged with the iteration and the count so far; the count is
-    ``engine.state.skipped_steps``. Under gradient accumulation, the gradients accumulated so far are dropped.
+    for hours; and a run that skips many steps learns from fewer batches than it reports. The cause found:
+    PyTorch 2.13's bf16 CPU convolution returns non-finite weight gradients, intermittently, on 2-voxel feature
+    maps, which :py:meth:`~monai_ssl.networks.EncoderAdapter.check_input_size` now refuses at set-up; the guard
+    stays for what set-up cannot see (NaN in the data, a diverging learning rate). Runs with CUDA ``amp`` are
+    left to their ``GradScaler``, which skips such steps itself. Each skip is logged with the iteration and the
+    count so far; the count is ``engine.state.skipped_steps``. Under gradient accumulation, the gradients
+    accumulated so far are dropped.
 
     Args:
         max_consecutive: skipped iterations in a row after which the run stops with a ``RuntimeError``.
+        max_skipped_fraction: share of this run's iterations that may be skipped; the run stops with a
+            ``RuntimeError`` once more are, counted from ``min_skipped`` skipped steps on (a rare bad batch early
+            in a run is not a share).
+        min_skipped: skipped steps before ``max_skipped_fraction`` applies.
     """
 
-    def __init__(self, max_consecutive: int = 20) -> None:
-        if max_consecutive < 1:
-            raise ValueError(f"max_consecutive must be >= 1, got {max_consecutive}.")
+    def __init__(self, max_consecutive: int = 20, max_skipped_fraction: float = 0.02, min_skipped: int = 5) -> None:
+        if max_consecutive < 1 or min_skipped < 1:
+            raise ValueError(f"max_consecutive and min_skipped must be >= 1, got {max_consecutive} and {min_skipped}.")
+        if not 0.0 <= max_skipped_fraction < 1.0:
+            raise ValueError(f"max_skipped_fraction must be in [0, 1), got {max_skipped_fraction}.")
         self.max_consecutive = max_consecutive
+        self.max_skipped_fraction = max_skipped_fraction
+        self.min_skipped = min_skipped
         self._consecutive = 0
+        self._iterations = 0
 
     def attach(self, engine: Engine) -> None:
         engine.state.skipped_steps = 0
@@ -123,6 +135,7 @@ class NonFiniteGradientGuard:
     def __call__(self, engine: Engine) -> None:
         if engine.amp and getattr(engine, "scaler", None) is not None:
             return
+        self._iterations += 1
         params = [p for group in engine.optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not params or torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in params])):
             self._consecutive = 0
@@ -131,15 +144,19 @@ class NonFiniteGradientGuard:
             p.grad = None  # the optimizer skips parameters without a gradient
         self._consecutive += 1
         engine.state.skipped_steps += 1
+        skipped = engine.state.skipped_steps
         logger.warning(f"iteration {engine.state.iteration}: non-finite gradients (loss "
                        f"{float(engine.state.output[Keys.LOSS]):.4g}); optimizer step skipped "
-                       f"({engine.state.skipped_steps} skipped so far).")
+                       f"({skipped} skipped so far).")
+        fix = ("check the inputs for NaN, lower the learning rate, or, with bf16 autocast, try --bf16_autocast "
+               "false")
         if self._consecutive >= self.max_consecutive:
-            raise RuntimeError(
-                f"{self._consecutive} iterations in a row had non-finite gradients, so the model cannot learn; "
-                "check the inputs for NaN, lower the learning rate, or, with bf16 autocast, try "
-                "--bf16_autocast false (bf16 CPU convolutions on 2-voxel feature maps are one known cause)."
-            )
+            raise RuntimeError(f"{self._consecutive} iterations in a row had non-finite gradients, so the model "
+                               f"cannot learn; {fix}.")
+        if skipped >= self.min_skipped and skipped > self.max_skipped_fraction * self._iterations:
+            raise RuntimeError(f"{skipped} of {self._iterations} iterations had non-finite gradients, more than "
+                               f"{self.max_skipped_fraction:.0%}, so the run learns from fewer batches than it "
+                               f"reports; {fix}.")
 
 
 def _random_generators(root: Any) -> list[np.random.RandomState]:
@@ -181,9 +198,10 @@ def _set_numpy_state(generator: np.random.RandomState, state: Mapping) -> None:
 
 
 class RandomStates:
-    """The random streams of a training run, as an entry of a checkpoint's ``save_dict``: torch's, numpy's and
-    Python's global generators (the data loader's shuffling and its workers' seeds come from torch's) and each
-    transform's own generator in the trainer's dataset.
+    """The random streams of a training run, as an entry of a checkpoint's ``save_dict``: torch's (CPU, and every
+    CUDA device's when CUDA is available: dropout and other draws on the GPU), numpy's and Python's global
+    generators (the data loader's shuffling and its workers' seeds come from torch's) and each transform's own
+    generator in the trainer's dataset.
 
     MONAI's ``CheckpointSaver``/``CheckpointLoader`` save and restore anything with ``state_dict`` and
     ``load_state_dict``; with this entry, a resumed run continues the streams instead of replaying the first
@@ -202,7 +220,9 @@ class RandomStates:
 
     def state_dict(self) -> dict:
         version, python_state, gauss = random.getstate()
+        cuda = {"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}
         return {
+            **cuda,
             "torch": torch.get_rng_state(),
             "numpy": _numpy_state(np.random.mtrand._rand),
             "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss": gauss},
@@ -211,6 +231,13 @@ class RandomStates:
 
     def load_state_dict(self, state: Mapping) -> None:
         torch.set_rng_state(state["torch"])
+        if torch.cuda.is_available() and "cuda" in state:
+            devices = torch.cuda.device_count()
+            if len(state["cuda"]) != devices:
+                logger.warning("the checkpoint holds the random states of %d CUDA devices, this machine has %d: the "
+                               "first %d are restored", len(state["cuda"]), devices, min(devices, len(state["cuda"])))
+            for device, saved in enumerate(state["cuda"][:devices]):
+                torch.cuda.set_rng_state(saved, device)
         _set_numpy_state(np.random.mtrand._rand, state["numpy"])
         python = state["python"]
         random.setstate((python["version"], tuple(int(v) for v in python["state"]), python["gauss"]))

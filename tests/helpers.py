@@ -11,7 +11,7 @@ SMALL_TASKS = [
     {"name": "jigsaw", "args": {"num_permutations": 10, "gap": 2, "jitter": 1}},
     {"name": "rotation"},
     {"name": "colorization"},
-    {"name": "relative_position", "args": {"patch_size": 8, "gap": 1, "jitter": 1}},
+    {"name": "relative_position", "args": {"patch_size": 12, "gap": 1, "jitter": 1}},
 ]
 UNET_ARGS = {"spatial_dims": 3, "in_channels": 1, "out_channels": 2, "channels": (8, 16, 32), "strides": (2, 2),
              "num_res_units": 1}
@@ -29,6 +29,20 @@ def small_basic_unet(seed: int = 0) -> BasicUNet:
 
 def phantom_samples(count: int = 4, size: int = 32) -> list[dict]:
     return [{"image": make_phantom(i, shape=(size, size, size))[0]} for i in range(count)]
+
+
+def write_phantom_images(folder, count: int, size: int = 48) -> list:
+    """``count`` phantom images as NIfTI files in ``folder``."""
+    import nibabel as nib
+    import numpy as np
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        paths.append(Path(folder) / f"phantom_{i}.nii.gz")
+        nib.save(nib.Nifti1Image(np.asarray(make_phantom(i, shape=(size,) * 3)[0][0], dtype=np.float32), np.eye(4)),
+                 str(paths[-1]))
+    return paths
 
 # ---- bundles -------------------------------------------------------------------------------------------------
 import json  # noqa: E402
@@ -50,7 +64,7 @@ TINY_PRETRAINING = {
     "max_epochs": 1,
     "epoch_length": 2,
     "task_args#jigsaw": {"grid": [2, 2, 2], "num_permutations": 10, "gap": 2, "jitter": 1},
-    "task_args#relative_position": {"patch_size": [8, 8, 8], "gap": 1, "jitter": 1},
+    "task_args#relative_position": {"patch_size": [12, 12, 12], "gap": 1, "jitter": 1},
 }
 TINY_SEGMENTATION = {**TINY_NETWORK, "demo": True, "roi_size": [32, 32, 32], "samples_per_volume": 2, "num_workers": 0,
                      "max_epochs": 2, "val_interval": 1}

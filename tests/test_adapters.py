@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from monai_ssl.inferers import cpu_has_native_bf16
 from monai_ssl.networks import EncoderAdapter, get_adapter, register_adapter
 from monai_ssl.networks.adapters import _ADAPTERS
 from tests.helpers import small_basic_unet, small_unet
@@ -49,8 +50,33 @@ def test_basic_unet_encoder_and_args():
 
 
 def test_too_small_inputs_give_a_clear_error():
-    with pytest.raises(ValueError, match="shrink to"):
-        get_adapter(small_unet()).check_input_size((4, 4, 4))
+    adapter = get_adapter(small_unet())  # two stride-2 levels: 12 -> 6 -> 3
+    adapter.check_input_size((12, 12, 12))
+    for shape in ((4, 4, 4), (8, 8, 8), (12, 12, 8)):
+        with pytest.raises(ValueError, match=r"under 3 voxels per axis; use patches or cubes of at least 9 voxels"):
+            adapter.check_input_size(shape)
+
+
+def test_the_refused_size_is_where_bf16_convolution_gradients_break():
+    """Why the bottom of the encoder must keep 3 voxels per axis: with bf16 autocast on a CPU, the weight gradient
+    of a 3x3x3 convolution on a 2-voxel axis is intermittently non-finite (PyTorch 2.13, oneDNN); float32 and 3
+    voxels are not affected."""
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16 instructions (the bundles keep float32 there)")
+
+    def non_finite_weight_gradients(size: int, bf16: bool) -> int:
+        torch.manual_seed(0)
+        count = 0
+        for _ in range(60):
+            conv = torch.nn.Conv3d(16, 16, 3, padding=1)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                output = conv(torch.randn(16, 16, size, size, size))
+            output.float().square().mean().backward()
+            count += not torch.isfinite(conv.weight.grad).all()
+        return count
+
+    assert non_finite_weight_gradients(2, bf16=True) > 0
+    assert non_finite_weight_gradients(2, bf16=False) == 0 and non_finite_weight_gradients(3, bf16=True) == 0
 
 
 def test_unknown_network_and_a_new_adapter():

@@ -18,6 +18,7 @@ from tests.helpers import (
     bundle_command,
     outputs,
     run_cli,
+    write_phantom_images,
 )
 
 TRAIN = str(SEGMENTATION / "train.json")
@@ -77,7 +78,7 @@ def test_validation_reports_dice_per_class_and_saves_the_best_model(fine_tuned):
 def test_training_steps_are_guarded_against_non_finite_gradients(fine_tuned):
     flow, _ = fine_tuned
     trainer = flow.parser.get_parsed_content("train#trainer")
-    assert hasattr(trainer.state, "skipped_steps")  # counted by NonFiniteGradientGuard
+    assert trainer.state.skipped_steps == 0  # NonFiniteGradientGuard counts them; 32³ crops keep 8³ at the bottom
     assert all(torch.isfinite(p).all() for p in flow.parser.get_parsed_content("network_def").parameters())
 
 
@@ -125,6 +126,31 @@ def test_evaluate_and_inference_write_segmentations_in_the_input_geometry(fine_t
         assert prediction.shape == source.shape
         np.testing.assert_allclose(prediction.affine, source.affine)
         assert set(np.unique(np.asarray(prediction.dataobj))) <= {0, 1, 2, 3}
+
+
+def test_inference_on_separate_channel_files_says_how_to_give_channels(fine_tuned, tmp_path):
+    """Two channel files in one folder ended in a raw torch shape error; the check names both ways to give
+    several channels."""
+    _, output_dir = fine_tuned
+    for channel, path in zip(("flair", "t1c"), write_phantom_images(tmp_path / "scans", 2)):
+        path.rename(tmp_path / "scans" / f"{channel}.nii.gz")
+    with pytest.raises(RuntimeError) as error:
+        run(str(SEGMENTATION / "inference.json"), tmp_path, workflow_type="infer", ckpt_dir=str(output_dir / "models"),
+            dataset_dir=str(tmp_path / "scans"), in_channels=2, demo=False)
+    message = str(error.value.__cause__)
+    assert "the model takes 2 channel(s) but" in message and "flair.nii.gz has 1" in message
+    assert "one 4D NIfTI" in message and '"testing" entries list one file per channel' in message
+
+
+def test_segmentations_of_subjects_with_the_same_file_name_do_not_overwrite_each_other(fine_tuned, tmp_path):
+    _, output_dir = fine_tuned
+    for subject, path in zip(("subject_a", "subject_b"), write_phantom_images(tmp_path / "scans", 2)):
+        (tmp_path / "scans" / subject).mkdir()
+        path.rename(tmp_path / "scans" / subject / "T1.nii.gz")
+    run(str(SEGMENTATION / "inference.json"), tmp_path, workflow_type="infer", ckpt_dir=str(output_dir / "models"),
+        dataset_dir=str(tmp_path / "scans"), demo=False)
+    written = sorted(str(p.relative_to(tmp_path / "predictions")) for p in (tmp_path / "predictions").rglob("*.nii.gz"))
+    assert written == ["subject_a/T1_seg.nii.gz", "subject_b/T1_seg.nii.gz"]
 
 
 def test_evaluate_and_inference_refuse_the_pretraining_weights(tmp_path, pretrained_model):

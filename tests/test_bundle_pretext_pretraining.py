@@ -44,9 +44,9 @@ def test_config_workflow_runs_and_writes_the_checkpoint(tmp_path):
     UNet(**args).load_state_dict(weights)
     assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
     assert (tmp_path / "models" / "checkpoint_epoch=1.pt").is_file()  # MONAI CheckpointSaver's periodic file
-    # NonFiniteGradientGuard is attached (it counts skipped steps); bf16 CPU autocast may give this tiny network's
-    # 2-voxel maps NaN gradients, which it skips, so the weights stay finite
-    assert hasattr(flow.parser.get_parsed_content("train#trainer").state, "skipped_steps")
+    # NonFiniteGradientGuard is attached, and the tiny settings keep 3 voxels at the bottom of the encoder, where
+    # bf16 CPU convolutions give no NaN gradients: not one step is skipped
+    assert flow.parser.get_parsed_content("train#trainer").state.skipped_steps == 0
     assert all(torch.isfinite(v).all() for v in weights.values())
 
 

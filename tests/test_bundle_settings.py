@@ -1,6 +1,7 @@
 """Settings checks shared by both bundles: unknown settings, the last line of an error, default folders."""
 
 import hashlib
+import json
 import shutil
 import sys
 
@@ -8,7 +9,15 @@ import pytest
 from monai.bundle import ConfigWorkflow
 
 from monai_ssl.bundle import bundle_settings, root_cause
-from tests.helpers import PRETRAINING, SEGMENTATION, TINY_PRETRAINING, TINY_SEGMENTATION, bundle_command, run_cli
+from tests.helpers import (
+    PRETRAINING,
+    SEGMENTATION,
+    TINY_NETWORK,
+    TINY_PRETRAINING,
+    TINY_SEGMENTATION,
+    bundle_command,
+    run_cli,
+)
 
 
 @pytest.mark.parametrize("configs", [PRETRAINING, SEGMENTATION], ids=["pretext_pretraining", "brain_mri_segmentation"])
@@ -17,6 +26,35 @@ def test_a_misspelt_override_is_refused_with_the_closest_setting(configs, tmp_pa
     with pytest.raises(RuntimeError) as error:
         flow.initialize()
     assert str(root_cause(error.value)).startswith("unknown setting 'datset_dir' (did you mean 'dataset_dir'?)")
+
+
+def test_an_override_files_own_helper_keys_are_accepted(tmp_path):
+    """MONAI bundles let an override file define keys that its other values refer to; only a key nothing refers
+    to is a typo."""
+    overrides = tmp_path / "site.json"
+    overrides.write_text(json.dumps({"my_root": str(tmp_path), "dataset_dir": "$@my_root + '/scans'",
+                                     "my_unused": 1}))
+    flow = ConfigWorkflow(config_file=[str(PRETRAINING / "train.json"), str(overrides)], workflow_type="train",
+                          meta_file=str(PRETRAINING / "metadata.json"), logging_file=str(PRETRAINING / "logging.conf"))
+    with pytest.raises(RuntimeError) as error:
+        flow.initialize()
+    assert str(root_cause(error.value)).startswith("unknown setting 'my_unused'")
+    assert "my_root" not in str(root_cause(error.value))
+
+
+@pytest.mark.parametrize("configs, overrides", [(PRETRAINING, TINY_PRETRAINING), (SEGMENTATION, TINY_SEGMENTATION)],
+                         ids=["pretext_pretraining", "brain_mri_segmentation"])
+def test_a_device_given_as_a_string_is_accepted(configs, overrides, tmp_path):
+    """``--device cpu`` on the command line is a string; it failed deep in a config expression."""
+    settings = {**overrides, "max_epochs": 1, "epoch_length": 1, "output_dir": str(tmp_path),
+                "ckpt_dir": str(tmp_path / "models"), "device": "cpu"}
+    result = run_cli(bundle_command(str(configs / "train.json"), settings), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    settings = {"demo": True, "num_workers": 0, "output_dir": str(tmp_path), "device": "cpu"}
+    if configs == SEGMENTATION:
+        settings.update(TINY_NETWORK, ckpt_dir=str(tmp_path / "models"))
+    result = run_cli(bundle_command(str(configs / "inference.json"), settings), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_every_setting_of_the_bundles_and_their_sample_configs_is_known():
@@ -63,6 +101,20 @@ def test_error_summary_prints_the_root_cause_last(capsys, monkeypatch):
     except RuntimeError as error:
         sys.excepthook(type(error), error, error.__traceback__)
     assert capsys.readouterr().err.splitlines() == ["traceback", "ValueError: roi_size [33] is not divisible by 8"]
+
+
+def test_the_error_summary_is_scoped_to_the_bundle_command_line(tmp_path, monkeypatch):
+    """A program that runs a bundle in its own process keeps its own sys.excepthook."""
+    hook = sys.excepthook
+    flow = ConfigWorkflow(config_file=str(PRETRAINING / "train.json"), workflow_type="train",
+                          **{**TINY_PRETRAINING, "output_dir": str(tmp_path)})
+    flow.initialize()
+    assert sys.excepthook is hook
+    monkeypatch.setattr(sys, "argv", ["/venv/lib/python3.11/site-packages/monai/bundle/__main__.py", "run"])
+    monkeypatch.setattr(sys, "excepthook", hook)
+    ConfigWorkflow(config_file=str(PRETRAINING / "train.json"), workflow_type="train",
+                   **{**TINY_PRETRAINING, "output_dir": str(tmp_path)}).initialize()
+    assert getattr(sys.excepthook, "monai_ssl_error_summary", False)
 
 
 def _digest(path) -> str:

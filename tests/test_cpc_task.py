@@ -13,7 +13,7 @@ from tests.helpers import PRETRAINING, TINY_PRETRAINING, outputs, phantom_sample
 
 def test_registered_and_predicts_every_target_cube():
     assert "cpc" in list_tasks()
-    model = PretextModel(small_unet(), [{"name": "cpc", "args": {"patch_size": 8, "grid": 4}}])
+    model = PretextModel(small_unet(), [{"name": "cpc", "args": {"patch_size": 12, "grid": 4}}])
     batch = next(iter(DataLoader(Dataset(phantom_samples(2, 32), transform=model.transform()), batch_size=2)))
     prediction = model(batch)["cpc"]
     assert prediction.shape == (2, 32, 2, 32)  # 2 target rows of 4 x 4 cubes; the tiny UNet's 32 channels
@@ -23,7 +23,7 @@ def test_registered_and_predicts_every_target_cube():
 
 
 def test_infonce_and_score_reward_predictions_that_find_their_own_target():
-    task = create_task("cpc", patch_size=8, temperature=0.1)
+    task = create_task("cpc", patch_size=12, temperature=0.1)
     targets = torch.nn.functional.one_hot(torch.arange(6)).float().reshape(2, 3, 6)  # 6 orthogonal encodings
     perfect = torch.stack([targets, targets], dim=2)
     wrong = torch.stack([targets.roll(1, 0), targets], dim=2)  # predicting the other sample's target
@@ -38,7 +38,7 @@ def test_infonce_and_score_reward_predictions_that_find_their_own_target():
 def test_the_pretraining_bundle_runs_it(tmp_path):
     flow = ConfigWorkflow(config_file=str(PRETRAINING / "train.json"), workflow_type="train",
                           **{**TINY_PRETRAINING, **outputs(tmp_path), "tasks": ["cpc"],
-                             "task_args#cpc": {"patch_size": [8, 8, 8], "grid": [4, 4, 4]}})
+                             "task_args#cpc": {"patch_size": [12, 12, 12], "grid": [4, 4, 4]}})
     flow.initialize()
     flow.run()
     checkpoint = torch.load(tmp_path / "models" / "pretext_checkpoint.pt", weights_only=True)

@@ -117,7 +117,8 @@ def build_archive(root: str) -> dict:
     os.remove(os.path.join(d("missing"), _middle_slice(d("missing"))))
     duplicate = dicom_case(cases, "duplicate slice", "duplicate_slice", d("duplicate"))
     shutil.copy(duplicate["paths"][2], d("duplicate", "copy.dcm"))
-    rewrite(d("duplicate", "copy.dcm"), SOPInstanceUID=pydicom.uid.generate_uid())
+    conflicting = pydicom.dcmread(d("duplicate", "copy.dcm")).pixel_array + 1  # not a copy: other pixels
+    rewrite(d("duplicate", "copy.dcm"), SOPInstanceUID=pydicom.uid.generate_uid(), PixelData=conflicting.tobytes())
     uneven = np.array([[0, 0, z] for z in (0, 2.5, 5, 8, 10.5, 13)], float)
     dicom_case(cases, "inconsistent slice spacing", "nonuniform_spacing", d("uneven"), positions=uneven)
     sheared = np.array([[0, 0.8 * k, 2.5 * k] for k in range(6)], float)

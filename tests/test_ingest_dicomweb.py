@@ -2,6 +2,8 @@
 free loopback port in a temporary folder, loaded over its REST API, stopped afterwards."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -147,3 +149,29 @@ def test_a_series_the_server_refuses_is_skipped_and_the_others_indexed(tmp_path,
     assert summary.accepted == 1 and summary.skipped == {"fetch_failed": 1}
     report = json.loads((tmp_path / "web" / "list_report.json").read_text())
     assert report["skipped"][0]["detail"].startswith("the server answered HTTP 4")
+
+
+def test_staged_dicom_is_private_and_a_killed_runs_staging_is_swept(tmp_path, orthanc, monkeypatch):
+    """Fetched DICOM holds patient data: it is staged in a folder only its owner can read, and what a killed run
+    left there is deleted by the next run, while a running process's folder is left alone."""
+    write_series(str(tmp_path / "archive" / "ct"), count=4)
+    orthanc.upload(tmp_path / "archive")
+    manifests = tmp_path / "web" / "cache" / ".dicomweb"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = [manifests / f"staging_{dead.stdout.strip()}_x", manifests / ("a" * 32)]  # a killed run, an older version
+    live = manifests / f"staging_{os.getpid()}_y"
+    for folder in (*stale, live):
+        folder.mkdir(parents=True)
+        (folder / "000000.dcm").write_bytes(b"patient data")
+    modes = []
+    original = dicomweb.index_files
+
+    def index_files(staging, *args, **kwargs):
+        modes.append((stat.S_IMODE(os.stat(staging).st_mode), len(os.listdir(staging))))
+        return original(staging, *args, **kwargs)
+
+    monkeypatch.setattr(dicomweb, "index_files", index_files)
+    index_dicomweb(orthanc.source, str(tmp_path / "web" / "list.json"), salt="s", min_slices=2, progress=False)
+    assert modes == [(0o700, 4)]
+    assert not any(folder.exists() for folder in stale) and live.exists()
+    assert sorted(p.name for p in manifests.iterdir() if p.is_dir()) == [live.name]

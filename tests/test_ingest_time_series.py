@@ -7,7 +7,8 @@ import subprocess
 import nibabel as nib
 import numpy as np
 import pytest
-from pydicom.uid import generate_uid
+import pydicom
+from pydicom.uid import RLELossless, generate_uid
 
 from monai_ssl.ingest import index_archive
 from tests.dicom_factory import index_folder, rewrite, write_series, write_time_series
@@ -81,11 +82,43 @@ def test_a_series_exported_twice_is_one_volume_and_its_copies_are_reported(tmp_p
     np.testing.assert_array_equal(load(tmp_path / "out", entries[0]), series["volume"])
 
 
-def test_copies_with_new_instance_uids_are_duplicate_slices_not_time_points(tmp_path):
+def test_pixel_identical_copies_with_new_instance_uids_are_one_series_not_time_points(tmp_path):
+    """One series exported again in another transfer syntax with new instance UIDs: every slice has a copy with
+    the same pixels; one copy is kept and the others reported, instead of rejecting the series as duplicate_slice."""
+    series = write_series(str(tmp_path / "archive" / "a"), count=COUNT, rows=8, columns=10)
+    shutil.copytree(tmp_path / "archive" / "a", tmp_path / "archive" / "copy")
+    for path in (tmp_path / "archive" / "copy").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.compress(RLELossless)
+        ds.save_as(path, enforce_file_format=True)
+    summary, entries, report = index_folder(tmp_path / "archive", tmp_path / "out")
+    assert summary.accepted == 1 and summary.skipped == {"duplicate_instance": COUNT}
+    assert {s["detail"] for s in report["skipped"]} == {"a pixel-identical copy of another slice at the same "
+                                                         "position (another SOP Instance UID)"}
+    np.testing.assert_array_equal(load(tmp_path / "out", entries[0]), series["volume"])
+
+
+def test_slices_that_an_anonymiser_gave_one_instance_uid_are_all_kept(tmp_path):
+    """Copies were found by SOP Instance UID alone, so a series whose UIDs were collapsed lost every slice but
+    one; different positions and pixels make them different images."""
+    series = write_series(str(tmp_path / "archive"), count=COUNT, rows=8, columns=10)
+    collapsed = generate_uid()
+    for path in series["paths"]:
+        rewrite(path, SOPInstanceUID=collapsed)
+    summary, entries, _ = index_folder(tmp_path / "archive", tmp_path / "out")
+    assert summary.accepted == 1 and summary.skipped == {}
+    np.testing.assert_array_equal(load(tmp_path / "out", entries[0]), series["volume"])
+
+
+def test_slices_at_one_position_with_different_pixels_are_duplicate_slices(tmp_path):
     write_series(str(tmp_path / "archive" / "a"), count=COUNT, rows=8, columns=10)
     shutil.copytree(tmp_path / "archive" / "a", tmp_path / "archive" / "copy")
     for path in (tmp_path / "archive" / "copy").iterdir():
-        rewrite(str(path), SOPInstanceUID=generate_uid())
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = generate_uid()
+        ds.PixelData = (ds.pixel_array + 1).astype(np.uint16).tobytes()
+        ds.save_as(path, enforce_file_format=True)
     summary, entries, _ = index_folder(tmp_path / "archive", tmp_path / "out")
     assert entries == [] and summary.skipped == {"duplicate_slice": 1}
 

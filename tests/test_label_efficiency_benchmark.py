@@ -1,29 +1,90 @@
-"""The label-efficiency benchmark script: its statistics, its argument checks, and a smoke run of every step."""
+"""The label-efficiency benchmark script: its statistics, its cache keys, its argument checks, and a smoke run of
+every step on real IXI, BraTS and synthetic data."""
 
+import json
+import os
 import subprocess
 import sys
+
+import numpy as np
+import pytest
 
 from tests.conftest import shared_path
 from tests.helpers import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import label_efficiency  # noqa: E402
-from label_efficiency import iterations_to_reach, mean_sd, source_state, verdict  # noqa: E402
+from label_efficiency import (  # noqa: E402
+    compare,
+    iterations_to_reach,
+    mean_sd,
+    run_key,
+    source_state,
+    subject_bootstrap,
+    t_interval,
+    verdict,
+)
 
 SCRIPT = str(REPO / "benchmarks" / "label_efficiency.py")
 
 
-def test_verdict_reads_paired_differences():
-    assert "no clear effect" in verdict([0.02, -0.01, 0.00])
-    assert "helps" in verdict([0.05, 0.06, 0.05])  # small but consistent: paired differences show it
+def test_t_interval_uses_student_t_with_n_minus_1_degrees_of_freedom():
+    mean, low, high, n = t_interval([0.01, 0.02, 0.03])
+    # sd 0.01, n 3: half width t(0.975, 2) * 0.01 / sqrt(3) = 4.303 * 0.005774
+    assert n == 3 and mean == pytest.approx(0.02) and high - mean == pytest.approx(4.3027 * 0.01 / np.sqrt(3), rel=1e-4)
+    assert low == pytest.approx(2 * mean - high)
+    assert np.isnan(t_interval([0.2])[1])
+
+
+def test_verdict_helps_only_when_the_interval_excludes_zero():
+    # t = 2.8 and 3.6 with n = 3 (the issue's 2- and 4-labelled gains): beyond 2 standard errors, inside 4.30
+    for differences in ([0.052, 0.02, 0.084], [0.046, 0.024, 0.068]):
+        mean, low, high, _ = t_interval(differences)
+        assert mean / (np.std(differences, ddof=1) / np.sqrt(3)) > 2 and low < 0
+        assert "no clear effect" in verdict(differences)
+    assert "helps" in verdict([0.05, 0.06, 0.05]) and "df = 2" in verdict([0.05, 0.06, 0.05])
     assert "hurts" in verdict([-0.05, -0.06, -0.05])
-    assert "one pair" in verdict([0.2])
+    assert "no clear effect" in verdict([0.02, -0.01, 0.00])
+    assert "n = 1" in verdict([0.2]) and "helps" not in verdict([0.2])
+
+
+def test_subject_bootstrap_resamples_evaluation_subjects():
+    scratch = np.array([[0.5, 0.6, 0.7, 0.8], [0.5, 0.6, 0.7, 0.8]])
+    low, high = subject_bootstrap(scratch + 0.03, scratch)  # the same gain on every subject: no spread
+    assert low == pytest.approx(0.03) and high == pytest.approx(0.03)
+    low, high = subject_bootstrap(scratch + np.array([0.1, -0.1, 0.1, -0.1]), scratch)
+    assert low < 0 < high and subject_bootstrap(scratch + 0.1 * np.arange(4), scratch) == \
+        subject_bootstrap(scratch + 0.1 * np.arange(4), scratch)  # seeded
+
+
+def test_compare_pairs_runs_by_fold_and_seed():
+    def run(dice):
+        return {"dice": {"a": dice, "b": dice}, "subjects": {"a": [dice, dice], "b": [dice, dice]}}
+
+    scratch = {(0, 0): run(0.5), (0, 1): run(0.6), (1, 0): run(0.7)}
+    arm = {(0, 0): run(0.55), (0, 1): run(0.65), (1, 0): run(0.75), (2, 0): run(0.9)}  # (2, 0) has no pair
+    comparison = compare(arm, scratch)
+    assert comparison["n"] == 3 and comparison["mean"] == pytest.approx(0.05)
+    assert comparison["bootstrap"] == pytest.approx((0.05, 0.05))
 
 
 def test_one_spread_everywhere_and_convergence():
     assert mean_sd([1.0, 2.0, 3.0]) == "2.000 ± 1.000"  # ddof 1
     curve = [(40, 0.1), (80, 0.3), (120, 0.5)]
     assert iterations_to_reach(curve, 0.3) == 80 and iterations_to_reach(curve, 0.6) is None
+
+
+def test_cache_key_follows_files_sources_and_settings(tmp_path, monkeypatch):
+    image = tmp_path / "image.nii.gz"
+    image.write_bytes(b"one")
+    key = run_key({"lr": 1}, files=[str(image)])
+    assert run_key({"lr": 1}, files=[str(image)]) == key
+    assert run_key({"lr": 2}, files=[str(image)]) != key
+    other = tmp_path / "other.nii.gz"
+    other.write_bytes(b"two")
+    assert run_key({"lr": 1}, files=[str(other)]) != key  # the image files, not their names alone
+    monkeypatch.setattr(label_efficiency, "code_digest", lambda: "edited sources")
+    assert run_key({"lr": 1}, files=[str(image)]) != key
 
 
 def test_source_state_leaves_out_the_runs_own_results(tmp_path, monkeypatch):
@@ -57,28 +118,51 @@ def test_overlapping_subjects_are_refused(tmp_path):
     assert result.returncode != 0 and "share subjects [16]" in result.stderr
 
 
+def test_ixi_train_subjects_are_refused_as_evaluation_subjects(tmp_path):
+    train = shared_path("ixi_dlmuse", "train")
+    subject = sorted(os.listdir(train))[0]
+    os.symlink(train / subject, tmp_path / subject)
+    result = subprocess.run([sys.executable, SCRIPT, "--preset", "smoke", "--datasets", "ixi_coarse",
+                             "--arms", "scratch", "--ixi-eval-dir", str(tmp_path), "--work-dir", str(tmp_path / "w")],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and f"['{subject}'] are IXI train subjects" in result.stderr
+
+
 def test_smoke_run_writes_the_results(tmp_path):
     shared_path("brats_deepmedic")
     shared_path("synthseg_label_maps")
+    ixi_eval = shared_path("ixi_dlmuse", "eval")
+    # a folder of subjects the project has never seen: two evaluation subjects, linked elsewhere
+    unseen = tmp_path / "unseen"
+    unseen.mkdir()
+    for subject in sorted(os.listdir(ixi_eval))[:2]:
+        os.symlink(ixi_eval / subject, unseen / subject)
     command = [sys.executable, SCRIPT, "--preset", "smoke", "--work-dir", str(tmp_path / "work"),
-               "--results-dir", str(tmp_path / "results"), "--arms", "scratch", "rotation", "cpc", "--pretrain",
+               "--results-dir", str(tmp_path / "results"), "--arms", "scratch", "scratch+synthseg", "rotation",
+               "--pretrain", "--datasets", "ixi_coarse", "tumour", "synthetic_regions", "--ixi-eval-dir", str(unseen),
                "--regions-train", "1", "2", "--regions-eval", "16"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "results" / "label_efficiency.md").read_text()
-    assert "| scratch |" in table and "| rotation |" in table and "whole_tumour" in table and "brainstem" in table
-    assert "| cpc |" in table  # every registered task is an arm
-    assert "2 folds" in table and "commit" in table and "wall time" in table and "## Goals" in table
-    assert "evaluated on ['brats_2013_pat0003_1', 'brats_2013_pat0004_1']" in table
+    for row in ("| scratch |", "| scratch+synthseg |", "| rotation |"):
+        assert row in table
+    assert "IXI T1, coarse regions (8)" in table and "hippocampus_amygdala" in table and "silver standard" in table
+    assert "evaluated on 2 subjects of" in table and "whole_tumour" in table and "brainstem" in table
+    assert "rotation seed 0: 0 steps skipped" in table  # what the pretraining guard did is in the results
+    assert "commit" in table and "wall time" in table and "## Goals" in table and "unfinished" not in table
+    assert "df = 1" in table  # tumour: 2 folds x 1 seed
+    raw = json.loads((tmp_path / "results" / "label_efficiency.json").read_text())
+    run = raw["ixi_coarse"]["1"]["scratch"]["fold0_seed0"]
+    assert len(run["subjects"]["brainstem"]) == 2 and np.mean(run["subjects"]["brainstem"]) == \
+        pytest.approx(run["dice"]["brainstem"], abs=1e-5)
+    assert "scratch+synthseg" not in raw["tumour"]["1"]  # synthesis needs atlas label maps
     assert (tmp_path / "results" / "label_efficiency.png").stat().st_size > 5000
-    pretrained = list((tmp_path / "work" / "pretrain").iterdir())
-    assert sorted(p.name.split("_seed0_")[0] for p in pretrained) == ["cpc", "rotation"]  # cached under a hash
-    assert "unfinished" not in table
 
     # a re-run (e.g. after an interruption) reuses every finished fine-tuning run and reproduces the table
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert rerun.stdout.count("finished earlier, result reused") == 3 * 3  # 3 arms x (regions + 2 tumour folds)
+    # ixi: 3 arms; tumour: 2 arms x 2 folds; synthetic regions: 2 arms
+    assert rerun.stdout.count("finished earlier, result reused") == 3 + 4 + 2
 
     def without_timing(text):
         return [line for line in text.splitlines() if not line.startswith(("- date", "- wall time"))]

@@ -8,14 +8,14 @@ from monai.engines.utils import IterationEvents
 from monai_ssl.engine import NonFiniteGradientGuard
 
 
-def make_trainer(batches, max_consecutive=20):
+def make_trainer(batches, max_consecutive=20, **guard_args):
     torch.manual_seed(0)
     network = torch.nn.Linear(3, 1)
     trainer = SupervisedTrainer(
         device="cpu", max_epochs=1, train_data_loader=batches, network=network,
         optimizer=torch.optim.AdamW(network.parameters(), lr=0.1), loss_function=torch.nn.MSELoss(),
         prepare_batch=lambda batch, device, non_blocking, **kwargs: (batch[0], batch[1]),
-        train_handlers=[NonFiniteGradientGuard(max_consecutive)],
+        train_handlers=[NonFiniteGradientGuard(max_consecutive, **guard_args)],
     )
     weights = []
     trainer.add_event_handler(IterationEvents.MODEL_COMPLETED, lambda e: weights.append(network.weight.detach().clone()))
@@ -62,6 +62,22 @@ def test_too_many_in_a_row_stop_the_run_with_the_fix():
     assert torch.isfinite(network.weight).all()
 
 
-def test_bad_argument():
-    with pytest.raises(ValueError, match="max_consecutive"):
-        NonFiniteGradientGuard(0)
+def test_a_share_of_skipped_steps_stops_the_run_with_the_fix():
+    """Scattered bad steps never make max_consecutive, but a run that skips one step in five must not end as a
+    success (a reported run skipped 26 of 180 steps and exited 0)."""
+    scattered = ([batch()] * 4 + [batch(False)]) * 10
+    trainer, network, _ = make_trainer(scattered, max_skipped_fraction=0.05, min_skipped=3)
+    with pytest.raises(RuntimeError, match=r"3 of 15 iterations had non-finite gradients, more than 5%.*bf16_autocast"):
+        trainer.run()
+    assert trainer.state.iteration == 15 and torch.isfinite(network.weight).all()
+    rare = [batch()] * 20 + [batch(False)] + [batch()] * 20  # one bad batch in 41: skipped, the run goes on
+    trainer, _, _ = make_trainer(rare, max_skipped_fraction=0.05, min_skipped=1)
+    trainer.run()
+    assert trainer.state.skipped_steps == 1 and trainer.state.iteration == 41
+
+
+@pytest.mark.parametrize("args, message", [((0,), "max_consecutive"), ((20, 1.0), "max_skipped_fraction"),
+                                           ((20, 0.02, 0), "min_skipped")])
+def test_bad_argument(args, message):
+    with pytest.raises(ValueError, match=message):
+        NonFiniteGradientGuard(*args)

@@ -32,6 +32,27 @@ def test_each_task_is_scored_and_evaluations_repeat_exactly():
     assert other.state.metrics != first
 
 
+def test_evaluations_leave_the_training_stream_alone():
+    """Training and validation datasets built from one model get transforms of their own: re-seeding the held-out
+    ones at every evaluation made a num_workers=0 training stream replay the same pseudo-labels after each."""
+    model = PretextModel(small_unet(), [{"name": "rotation"}])
+    training = Dataset(phantom_samples(1, 32) * 8, model.transform())
+    training.transform.set_random_state(5)
+
+    def labels() -> list[int]:
+        return [int(training[i]["rotation_label"]) for i in range(8)]
+
+    engine = PretextEvaluator("cpu", DataLoader(Dataset(phantom_samples(2, 32), model.transform()), batch_size=2),
+                              model, seed=5)
+    engine.run()
+    first = labels()
+    engine.run()
+    assert labels() != first  # the stream went on; before, it started over at the evaluator's seed
+    task = model.tasks["rotation"]
+    first_transform, second_transform = task.transform().transforms[1], task.transform().transforms[1]
+    assert first_transform is not second_transform and first_transform.R is not second_transform.R
+
+
 def test_score_counts():
     model = PretextModel(small_unet(), [{"name": "rotation"}, {"name": "colorization"}])
     rotation, colorization = model.tasks["rotation"], model.tasks["colorization"]

@@ -19,15 +19,15 @@ SUBJECTS = [("train", "brats_2013_pat0005_1"), ("train", "brats_2013_pat0006_1")
 
 @pytest.fixture(scope="module")
 def real_volumes() -> list[np.ndarray]:
-    """8 real volumes (FLAIR and T1c of 4 BraTS subjects) at half resolution, central 48x48x32 region."""
+    """8 real volumes (FLAIR and T1c of 4 BraTS subjects) at half resolution, central 48x48x48 region."""
     volumes = []
     for split, subject in SUBJECTS:
         for contrast in ("Flair", "T1c"):
             path = shared_path("brats_deepmedic", split, subject, f"{contrast}_subtrMeanDivStd.nii.gz")
             image = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)[::2, ::2, ::2]
-            starts = [(s - c) // 2 for s, c in zip(image.shape, (48, 48, 32))]
+            starts = [(s - c) // 2 for s, c in zip(image.shape, (48, 48, 48))]
             volumes.append(image[None, starts[0] : starts[0] + 48, starts[1] : starts[1] + 48,
-                                 starts[2] : starts[2] + 32].copy())
+                                 starts[2] : starts[2] + 48].copy())
     return volumes
 
 
@@ -80,9 +80,9 @@ def test_jigsaw_loss_falls_well_below_log_k(real_volumes):
 @pytest.mark.parametrize(
     "task, fraction",
     [({"name": "restoration"}, 0.75),  # 0.59-0.71 over three sample draws
-     ({"name": "contrastive", "args": {"view_size": [24, 24, 16]}}, 0.8),
-     ({"name": "exemplar", "args": {"view_size": [24, 24, 16]}}, 0.5),
-     ({"name": "cpc", "args": {"patch_size": [12, 12, 8], "grid": [4, 4, 2]}}, 0.8)],
+     ({"name": "contrastive", "args": {"view_size": [24, 24, 24]}}, 0.8),
+     ({"name": "exemplar", "args": {"view_size": [24, 24, 24]}}, 0.5),
+     ({"name": "cpc", "args": {"patch_size": [20, 20, 20], "grid": [3, 2, 2]}}, 0.8)],
     ids=lambda value: value["name"] if isinstance(value, dict) else str(value),
 )
 def test_the_other_families_learn_on_real_mri(real_volumes, task, fraction):

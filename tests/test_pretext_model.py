@@ -81,7 +81,7 @@ def test_basic_unet():
     for tasks, trains_decoder in (([{"name": "rotation"}], False), ([{"name": "colorization"}], True)):
         model = PretextModel(network, tasks)
         model.zero_grad(set_to_none=True)
-        batch = batch_for(model)
+        batch = batch_for(model, size=48)  # four 2x levels: 48 keeps 3 voxels at the bottom
         predictions = model(batch)
         loss = model.compute_loss(predictions, batch)
         assert torch.isfinite(loss)
@@ -91,7 +91,7 @@ def test_basic_unet():
         assert encoder <= with_grad
         assert bool(with_grad - encoder) == trains_decoder
     rotation = PretextModel(network, [{"name": "rotation"}])
-    assert rotation(batch_for(rotation))["rotation"].shape == (2, rotation.tasks["rotation"].num_classes)
+    assert rotation(batch_for(rotation, size=48))["rotation"].shape == (2, rotation.tasks["rotation"].num_classes)
 
 
 @pytest.mark.parametrize(

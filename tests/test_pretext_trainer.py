@@ -152,3 +152,20 @@ def test_after_a_distributed_resume_each_rank_draws_its_own_stream(monkeypatch):
     assert draws[1][0] == draws[1][1]  # deterministic per rank
     assert len({str(d[0]) for d in (draws[0][0], draws[1][0], draws[2][0])}) == 3
     assert len({str(d[1]) for d in (draws[0][0], draws[1][0], draws[2][0])}) == 3
+
+
+def test_cuda_random_states_are_saved_and_restored(monkeypatch):
+    """A resumed GPU run continues the CUDA generators too (dropout and other draws on the device)."""
+    from monai_ssl.engine import RandomStates
+
+    trainer, _, _ = make_shuffled_trainer("/nonexistent", max_epochs=1)
+    device_states = [torch.tensor([1, 2], dtype=torch.uint8), torch.tensor([3, 4], dtype=torch.uint8)]
+    restored = {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: device_states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.__setitem__(device, state))
+    saved = RandomStates(trainer).state_dict()
+    assert saved["cuda"] == device_states
+    RandomStates(trainer).load_state_dict(saved)
+    assert restored == {0: device_states[0], 1: device_states[1]}

@@ -1,12 +1,15 @@
 """The pretraining bundle's inference.json: per-volume encoder embeddings of the shipped weights."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigWorkflow
+from monai.data import MetaTensor
 
-from monai_ssl.embedding import EncoderEmbedding
-from tests.helpers import PRETRAINING, small_unet
+from monai_ssl.embedding import EmbeddingWriter, EncoderEmbedding
+from tests.helpers import PRETRAINING, small_unet, write_phantom_images
 
 INFERENCE = str(PRETRAINING / "inference.json")
 
@@ -45,3 +48,26 @@ def test_inference_without_data_says_how_to_give_it(tmp_path):
     assert "--demo true runs on generated demo phantoms" in str(error.value.__cause__)
     assert not (tmp_path / "embeddings").exists()
 
+
+
+def test_subjects_with_the_same_file_name_get_one_embedding_each(tmp_path):
+    """BraTS and BIDS keep one file name per subject (``subject/Flair.nii.gz``): the embeddings mirror the input
+    folders instead of overwriting each other."""
+    for subject, path in zip(("subject_a", "subject_b"), write_phantom_images(tmp_path / "scans", 2)):
+        (tmp_path / "scans" / subject).mkdir()
+        path.rename(tmp_path / "scans" / subject / "Flair.nii.gz")
+    flow = ConfigWorkflow(config_file=INFERENCE, workflow_type="infer", dataset_dir=str(tmp_path / "scans"),
+                          output_dir=str(tmp_path / "out"), num_workers=0)
+    flow.initialize()
+    flow.run()
+    files = sorted(p.relative_to(tmp_path / "out" / "embeddings") for p in (tmp_path / "out").rglob("*.npy"))
+    assert [str(f) for f in files] == ["subject_a/Flair_embedding.npy", "subject_b/Flair_embedding.npy"]
+    assert not np.allclose(*[np.load(tmp_path / "out" / "embeddings" / f) for f in files])
+
+
+def test_embedding_writer_follows_monai_folder_layout(tmp_path):
+    writer = EmbeddingWriter(str(tmp_path / "out"), data_root_dir=str(tmp_path / "data"), separate_folder=True)
+    image = MetaTensor(torch.zeros(1, 4, 4, 4), meta={"filename_or_obj": str(tmp_path / "data" / "s1" / "T1.nii.gz")})
+    engine = SimpleNamespace(state=SimpleNamespace(output=[{"image": image, "pred": torch.ones(3)}]))
+    writer(engine)
+    assert np.array_equal(np.load(tmp_path / "out" / "s1" / "T1" / "T1_embedding.npy"), np.ones(3, np.float32))

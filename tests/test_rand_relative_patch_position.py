@@ -5,7 +5,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from monai_ssl.transforms import RandRelativePatchPosition, neighbour_offsets
+from monai_ssl.transforms import RandRelativePatchPosition, RandRelativePatchPositiond, neighbour_offsets
 from tests import helpers
 from tests.helpers import crop
 
@@ -28,7 +28,7 @@ def test_without_jitter_the_neighbour_starts_at_centre_plus_offset_times_step():
 
 def test_jitter_is_bounded_and_every_neighbour_fits_whatever_the_label():
     img = unique_volume()
-    rpp = RandRelativePatchPosition(patch_size=8, gap=2, jitter=2).set_random_state(1)
+    rpp = RandRelativePatchPosition(patch_size=8, gap=2, jitter=2, fit_all_neighbours=True).set_random_state(1)
     low, high = rpp.valid_centre_range(img.shape[1:])
     np.testing.assert_array_equal(low, [12, 12, 12])
     np.testing.assert_array_equal(high, [20, 20, 20])  # 40 - 2 * 8 - gap - jitter
@@ -47,8 +47,10 @@ def test_fit_drawn_neighbour_places_larger_patches_where_that_neighbour_fits():
     # 40 voxels hold two 16-voxel patches side by side (2 * 16 + gap 2 + jitter 2 = 36), not a 3x3x3 block
     img = unique_volume()
     with pytest.raises(ValueError, match=r"at least \(56, 56, 56\)"):
-        RandRelativePatchPosition(patch_size=16, gap=2, jitter=2).valid_centre_range(img.shape[1:])
-    rpp = RandRelativePatchPosition(patch_size=16, gap=2, jitter=2, fit_all_neighbours=False).set_random_state(0)
+        RandRelativePatchPosition(patch_size=16, gap=2, jitter=2, fit_all_neighbours=True).valid_centre_range(
+            img.shape[1:])
+    rpp = RandRelativePatchPosition(patch_size=16, gap=2, jitter=2).set_random_state(0)  # the default, as the task's
+    assert rpp.fit_all_neighbours is False and RandRelativePatchPositiond("image").patches.fit_all_neighbours is False
     np.testing.assert_array_equal(rpp.valid_centre_range(img.shape[1:], label=0)[0], [20, 20, 20])  # (-1,-1,-1)
     np.testing.assert_array_equal(rpp.valid_centre_range(img.shape[1:], label=0)[1], [24, 24, 24])
     np.testing.assert_array_equal(rpp.valid_centre_range(img.shape[1:], label=25)[1], [4, 4, 4])  # (1, 1, 1)
@@ -138,6 +140,8 @@ def test_bad_arguments_raise_value_error(kwargs):
 
 def test_too_small_volume_and_wrong_mask_shape():
     with pytest.raises(ValueError, match=r"at least \(108, 108, 108\)"):
+        RandRelativePatchPosition(fit_all_neighbours=True)(torch.zeros(1, 64, 64, 64))
+    with pytest.raises(ValueError, match=r"at least \(70, 70, 70\)"):
         RandRelativePatchPosition()(torch.zeros(1, 64, 64, 64))
     with pytest.raises(ValueError, match="mask"):
         RandRelativePatchPosition(patch_size=8)(torch.zeros(1, 40, 40, 40), mask=torch.zeros(1, 40, 40, 39))

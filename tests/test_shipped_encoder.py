@@ -65,12 +65,13 @@ def test_segmentation_bundle_finds_it_without_a_path_and_adapts_to_flair_t1c(cap
 
 
 def test_the_shipped_tasks_are_learnt_on_held_out_mri():
-    """Rotation, relative position and jigsaw well above chance (0.10, 0.04, 0.01) and colorization well below the
-    identity's error, on crops of real MRI channels of subjects outside the pretraining pool."""
+    """The documented targets (bundle docs, Performance): rotation >= 0.90, relative position >= 0.60, jigsaw
+    >= 0.80 (chance 0.10, 0.04, 0.01) and colorization under half the identity's error, on crops of real MRI
+    channels of a subject outside the pretraining pool."""
     subject = shared_path("brats_deepmedic", "validation", "brats_2013_pat0003_1")
     files = [{"image": str(subject / "Flair_subtrMeanDivStd.nii.gz")}, {"image": str(subject / "T1c_subtrMeanDivStd.nii.gz")}]
-    scores = score_checkpoint(str(MODELS / "pretext_checkpoint.pt"), files, samples_per_volume=6)
-    assert scores["rotation_accuracy"] >= 0.5
-    assert scores["relative_position_accuracy"] >= 0.5
-    assert scores["jigsaw_accuracy"] >= 0.5
-    assert scores["colorization_mse_ratio"] <= 0.5
+    scores = score_checkpoint(str(MODELS / "pretext_checkpoint.pt"), files, samples_per_volume=16)  # 32 crops
+    assert scores["rotation_accuracy"] >= 0.9
+    assert scores["relative_position_accuracy"] >= 0.6
+    assert scores["jigsaw_accuracy"] >= 0.8
+    assert scores["colorization_mse_ratio"] < 0.5

@@ -20,7 +20,8 @@ def test_create_task_ties_transform_head_loss_and_classes(name):
     assert isinstance(task, PretextTask) and task.name == name
     assert task.num_classes == EXPECTED_CLASSES[name]
     assert isinstance(task.loss, nn.Module)
-    assert task.transform().transforms[-1] is task.task_transform
+    transform = task.transform().transforms[-1]  # a copy of its own: datasets never share random state
+    assert type(transform) is type(task.task_transform) and transform is not task.task_transform
     assert isinstance(task.build_head(get_adapter(small_unet())), nn.Module)
     assert task.config()["name"] == name
 

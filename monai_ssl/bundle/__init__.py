@@ -4,6 +4,7 @@ they are: data sources, pipelines, metrics and start-up checks."""
 from monai_ssl.bundle.checks import (
     bundle_root,
     bundle_settings,
+    check_inference_channels,
     check_segmentation_setup,
     check_segmentation_weights,
     check_settings,
@@ -16,6 +17,7 @@ from monai_ssl.bundle.data_sources import (
     IMAGE_KEY,
     LABEL_MAP_KEY,
     inference_files,
+    input_root,
     is_label_map,
     list_images,
     rank_partition,
@@ -35,6 +37,8 @@ from monai_ssl.bundle.pipelines import (
     place_network,
     preprocessing,
     pretext_dataset,
+    segmentation_label_mapping,
+    segmentation_synthesis,
 )
 
 __all__ = [
@@ -46,10 +50,12 @@ __all__ = [
     "bundle_root",
     "bundle_settings",
     "check_pretext_setup",
+    "check_inference_channels",
     "check_segmentation_setup",
     "check_segmentation_weights",
     "check_settings",
     "inference_files",
+    "input_root",
     "install_error_summary",
     "intensity_preset",
     "is_label_map",
@@ -59,6 +65,8 @@ __all__ = [
     "per_class_dice",
     "preprocessing",
     "pretext_dataset",
+    "segmentation_label_mapping",
+    "segmentation_synthesis",
     "quiet_third_party_warnings",
     "rank_partition",
     "require_files",

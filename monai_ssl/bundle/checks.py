@@ -16,6 +16,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -84,23 +85,43 @@ def bundle_settings(config_dir: str | os.PathLike) -> set[str]:
     return settings
 
 
-def check_settings() -> None:
-    """Reject a top-level setting that the running bundle does not define, suggesting the closest one.
+def _referenced_settings(config) -> set[str]:
+    """The top-level keys that values of ``config`` refer to (``@key``, ``@key#sub``, also inside expressions)."""
+    found: set[str] = set()
+    if isinstance(config, dict):
+        for value in config.values():
+            found |= _referenced_settings(value)
+    elif isinstance(config, (list, tuple)):
+        for value in config:
+            found |= _referenced_settings(value)
+    elif isinstance(config, str):
+        found |= set(re.findall(r"@([A-Za-z_][\w]*)", config))
+    return found
 
-    Called first in the bundles' ``initialize``; it also installs :func:`install_error_summary`. Outside a
-    ``ConfigWorkflow`` there is no bundle folder to read the settings from, and nothing is checked (logged).
+
+def check_settings() -> None:
+    """Reject a top-level setting that the running bundle does not define and nothing refers to, suggesting the
+    closest one. Keys that other values refer to are an override file's own helpers, as MONAI bundles allow
+    (``"my_root": "/data"`` with ``"dataset_dir": "@my_root"``).
+
+    Called first in the bundles' ``initialize``; under the bundle command line (``python -m monai.bundle``, also
+    through ``torchrun``) it also installs :func:`install_error_summary`, which a Python program that runs a
+    bundle in its own process does not get (its exceptions stay its own). Outside a ``ConfigWorkflow`` there is no
+    bundle folder to read the settings from, and nothing is checked (logged).
 
     Raises:
         ValueError: ``unknown setting 'datset_dir' (did you mean 'dataset_dir'?)``.
     """
-    install_error_summary()
+    if _run_by_bundle_cli():
+        install_error_summary()
     quiet_third_party_warnings()
     workflow = _running_workflow()
     if workflow is None:
         logger.info("settings not checked: the config is not run by a ConfigWorkflow")
         return
     known = bundle_settings(workflow.config_root_path)
-    unknown = [key for key in workflow.parser.get() if key not in known]
+    config = workflow.parser.get()
+    unknown = [key for key in config if key not in known | _referenced_settings(config)]
     if unknown:
         problems = []
         for key in unknown:
@@ -132,6 +153,11 @@ def root_cause(error: BaseException) -> BaseException:
         error = inner
 
 
+def _run_by_bundle_cli() -> bool:
+    """Whether this process is MONAI's bundle command line (``python -m monai.bundle ...``)."""
+    return os.path.normpath(sys.argv[0] if sys.argv else "").endswith(os.path.join("monai", "bundle", "__main__.py"))
+
+
 def install_error_summary() -> None:
     """Make the root cause of an uncaught exception the last line printed.
 
@@ -159,9 +185,28 @@ def _image_channels(image: str | Sequence[str]) -> int:
     return sum(int(np.prod(nib.load(str(p)).shape[3:], dtype=int)) for p in paths)
 
 
+def check_inference_channels(files: Sequence[Mapping], in_channels: int) -> None:
+    """Check that every image to segment has the network's ``in_channels``, before any is read for inference.
+
+    Raises:
+        ValueError: naming the image and how to give several channels: one 4D NIfTI per subject, or a datalist
+            whose ``"testing"`` entries list one file per channel (separate files in one folder are separate
+            subjects).
+    """
+    for entry in files:
+        channels = _image_channels(entry["image"])
+        if channels != in_channels:
+            raise ValueError(
+                f"the model takes {in_channels} channel(s) but {entry['image']} has {channels}. Give each subject's "
+                f"{in_channels} channels as one 4D NIfTI (the channels along the 4th dimension), or as a datalist "
+                '(--datalist) whose "testing" entries list one file per channel, e.g. {"image": ["flair.nii.gz", '
+                '"t1c.nii.gz"]}; separate files in a --dataset_dir folder are read as separate subjects.'
+            )
+
+
 def check_segmentation_setup(
     network, roi_size: Sequence[int], in_channels: int, files: Sequence[Sequence[Mapping]],
-    label_names: Mapping[str, int],
+    label_names: Mapping[str, int], label_sources: Mapping[str, Sequence[int]] | None = None,
 ) -> None:
     """Check a fine-tuning run's settings against its network and data before training starts.
 
@@ -171,6 +216,8 @@ def check_segmentation_setup(
         in_channels: the network's input channels.
         files: ``(training, validation)`` lists of ``{"image", "label"}``.
         label_names: label name to value; values must be ``0 .. len - 1``.
+        label_sources: the label-file ids of each class (atlas label files,
+            :func:`~monai_ssl.bundle.segmentation_label_mapping`); ``None``: the label files hold the class values.
 
     Every label is read once: labelled sets are small in the setting this bundle is for.
 
@@ -194,6 +241,13 @@ def check_segmentation_setup(
                                  f"{channels} channel(s); set --in_channels {channels}.")
             label = np.asanyarray(nib.load(str(entry["label"])).dataobj)
             found = np.unique(label)
+            if label_sources is not None:
+                listed = {int(i) for ids in label_sources.values() for i in ids}
+                if not listed & set(found.astype(int).tolist()):
+                    raise ValueError(f"the {split} label {entry['label']} holds none of the ids of label_sources "
+                                     f"(found {found.tolist()[:8]}...); give label_sources of this atlas, or null "
+                                     "when the label files hold the class values.")
+                continue
             outside = [v for v in found.tolist() if v not in values]
             if outside:
                 raise ValueError(f"the {split} label {entry['label']} holds values {outside[:5]} outside label_names "

@@ -26,6 +26,7 @@ __all__ = [
     "training_files",
     "validation_files",
     "inference_files",
+    "input_root",
     "require_files",
     "segmentation_files",
     "rank_partition",
@@ -208,6 +209,16 @@ def inference_files(dataset_dir: str | None, datalist: str | None, output_dir: s
     if dataset_dir:
         return [{"image": path} for path in list_images(dataset_dir)]
     return []
+
+
+def input_root(files: Sequence[Mapping], key: str = IMAGE_KEY) -> str:
+    """The deepest folder holding every input of ``files``: outputs named relative to it (MONAI's
+    ``data_root_dir``) mirror the inputs' layout, so that ``subject/Flair.nii.gz`` layouts (BraTS, BIDS) give one
+    output per subject instead of one file for all; a flat folder of scans gives flat outputs. ``""`` for no
+    files. An entry with several channel files counts by its first."""
+    folders = [os.path.dirname(os.path.abspath(str(f[key][0] if isinstance(f[key], (list, tuple)) else f[key])))
+               for f in files]
+    return os.path.commonpath(folders) if folders else ""
 
 
 def require_files(files: Sequence[Mapping], what: str = "images") -> None:

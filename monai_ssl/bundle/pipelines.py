@@ -14,8 +14,11 @@ from monai.transforms import (
     CropForegroundd,
     DeleteItemsd,
     EnsureTyped,
+    Identityd,
     LoadImaged,
+    MapLabelValued,
     MapTransform,
+    OneOf,
     Orientationd,
     RandSpatialCropSamplesd,
     ScaleIntensityRanged,
@@ -28,6 +31,7 @@ from torch.utils.data import ConcatDataset
 from monai_ssl.bundle.data_sources import IMAGE_KEY, LABEL_MAP_KEY
 from monai_ssl.networks.adapters import get_adapter
 from monai_ssl.pretext_model import PretextModel
+from monai_ssl.tasks.base import VOLUME_ID_KEY
 from monai_ssl.transforms import RandLabelMapSynthesisd
 
 __all__ = [
@@ -37,6 +41,8 @@ __all__ = [
     "preprocessing",
     "pretext_dataset",
     "label_map_preprocessing",
+    "segmentation_label_mapping",
+    "segmentation_synthesis",
     "check_pretext_setup",
 ]
 
@@ -133,8 +139,11 @@ def pretext_dataset(
     if samples_per_volume < 1:
         raise ValueError(f"samples_per_volume must be >= 1, got {samples_per_volume}.")
     check_pretext_setup(model, roi_size)
-    images = [dict(f) for f in files if IMAGE_KEY in f]
-    label_maps = [dict(f) for f in files if LABEL_MAP_KEY in f]
+    # each volume's number rides along with its crops, so that the tasks that contrast samples never take a crop of
+    # the same volume for another volume
+    entries = [dict(f, **{VOLUME_ID_KEY: number}) for number, f in enumerate(files)]
+    images = [e for e in entries if IMAGE_KEY in e]
+    label_maps = [e for e in entries if LABEL_MAP_KEY in e]
     if len(images) + len(label_maps) != len(files):
         raise ValueError(f"every pretraining entry needs an {IMAGE_KEY!r} or a {LABEL_MAP_KEY!r} path.")
     datasets = []
@@ -175,6 +184,55 @@ def label_map_preprocessing(spacing: Sequence[float] | None, roi_size: Sequence[
         SpatialPadd(LABEL_MAP_KEY, spatial_size=roi_size),
         EnsureTyped(LABEL_MAP_KEY, dtype=torch.int16, track_meta=False),
     ]
+
+
+def segmentation_label_mapping(
+    label_names: Mapping[str, int], label_sources: Mapping[str, Sequence[int]] | None, label_key: str = "label"
+) -> list[MapTransform]:
+    """The label files' ids to the classes of ``label_names``, for label files of an atlas (e.g. DLMUSE's MUSE ids,
+    :mod:`monai_ssl.data.muse`): ``[]`` when ``label_sources`` is ``None`` (the files hold the class values), else
+    MONAI's ``MapLabelValued`` mapping the ids listed for each class to its value and every other id up to the
+    largest listed one to background.
+
+    Args:
+        label_names: class name to value (``0 .. N-1``).
+        label_sources: for each foreground class of ``label_names``, the label-file ids it gathers.
+        label_key: the label's key.
+    """
+    if label_sources is None:
+        return []
+    foreground = {name: value for name, value in label_names.items() if value != 0}
+    if set(label_sources) != set(foreground):
+        raise ValueError(f"label_sources must list the ids of every foreground class of label_names and no other: "
+                         f"missing {sorted(set(foreground) - set(label_sources))}, unknown "
+                         f"{sorted(set(label_sources) - set(foreground))}.")
+    target = {int(i): foreground[name] for name, ids in label_sources.items() for i in ids}
+    if len(target) != sum(len(ids) for ids in label_sources.values()) or min(target, default=1) < 1:
+        raise ValueError("label_sources must give each label-file id (>= 1) to one class only.")
+    ids = list(range(max(target) + 1))
+    return [MapLabelValued(label_key, orig_labels=ids, target_labels=[target.get(i, 0) for i in ids],
+                           dtype=torch.uint8)]
+
+
+def segmentation_synthesis(prob: float, image_key: str = "image", label_key: str = "label") -> list[MapTransform]:
+    """SynthSeg-style domain randomisation of labelled crops: with probability ``prob``, the image is replaced by
+    a new random-contrast image painted from the crop's label map
+    (:class:`~monai_ssl.transforms.RandLabelMapSynthesisd`), the training image otherwise. Place it before
+    :func:`segmentation_label_mapping`, so that the synthesis paints every atlas id of the label file apart. ``[]``
+    for ``prob == 0``.
+
+    Reference:
+        Billot et al., "SynthSeg: Segmentation of brain MRI scans of any contrast and resolution without
+        retraining", Medical Image Analysis 2023.
+    """
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"synthesis_prob must be in [0, 1] (the share of crops synthesised), got {prob}.")
+    if prob == 0:
+        return []
+    synthesis = RandLabelMapSynthesisd(label_key, image_key=image_key)
+    if prob == 1:
+        return [synthesis]
+    return [OneOf([synthesis, Identityd(image_key)], weights=[prob, 1.0 - prob])]
 
 
 def _cached(files: list[dict], transforms: list, cache: str, cache_dir: str | None, num_workers: int) -> Dataset:

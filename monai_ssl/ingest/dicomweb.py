@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -159,6 +160,7 @@ def index_dicomweb(
     cache_dir = os.path.abspath(cache_dir or os.path.join(os.path.dirname(out), "cache"))
     manifests = os.path.join(cache_dir, ".dicomweb")
     os.makedirs(manifests, exist_ok=True)
+    _sweep_stale_staging(manifests)
     salt = load_or_create_salt(salt, salt_file)
     options = IndexOptions([m.upper() for m in modalities] if modalities else None, min_slices, four_d,
                            max_volumes_per_series)
@@ -179,8 +181,7 @@ def index_dicomweb(
         outcome = _cached_outcome(manifest, cache_dir)
         if outcome is None:
             try:
-                outcome = _index_one_series(client, study, series, os.path.join(manifests, key), cache_dir, salt,
-                                            options, item)
+                outcome = _index_one_series(client, study, series, manifests, cache_dir, salt, options, item)
             except requests.RequestException as error:
                 status = getattr(error.response, "status_code", None)
                 if status is None or status in (401, 403, 429) or status >= 500:
@@ -219,13 +220,43 @@ def _options_key(options: IndexOptions) -> str:
     return salted_hash("", json.dumps(vars(options), sort_keys=True))[:8]
 
 
-def _index_one_series(client, study: str, series: str, staging: str, cache_dir: str, salt: str,
+STAGING_PREFIX = "staging_"
+
+
+def _sweep_stale_staging(manifests: str) -> None:
+    """Delete the staging folders that killed runs left (raw patient DICOM): those of processes that no longer
+    run, and the per-series folders of earlier versions (named by a 32-hex series key)."""
+    for name in os.listdir(manifests):
+        path = os.path.join(manifests, name)
+        if not os.path.isdir(path):
+            continue
+        if name.startswith(STAGING_PREFIX):
+            pid = name[len(STAGING_PREFIX):].split("_")[0]
+            if pid.isdigit() and _process_alive(int(pid)):
+                continue  # another run on the same cache is fetching into it
+        elif not (len(name) == 32 and all(c in "0123456789abcdef" for c in name)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        logger.info("DICOMweb: deleted the staging folder %s that an interrupted run left", name)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _index_one_series(client, study: str, series: str, manifests: str, cache_dir: str, salt: str,
                       options: IndexOptions, item: str) -> dict:
-    """Fetch one series' instances into ``staging`` (streamed, one instance at a time), index them as a folder,
-    and delete them; returns the series' outcome with image paths relative to ``cache_dir``. Files skipped inside
-    the series are reported as ``item`` (the staging file names mean nothing to the user)."""
-    shutil.rmtree(staging, ignore_errors=True)  # what an interrupted fetch left
-    os.makedirs(staging)
+    """Fetch one series' instances into a private staging folder (``mkdtemp``: mode 0700, named after this
+    process so that a later run can tell a killed run's folder; streamed, one instance at a time), index them as
+    a folder, and delete them; returns the series' outcome with image paths relative to ``cache_dir``. Files
+    skipped inside the series are reported as ``item`` (the staging file names mean nothing to the user)."""
+    staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}_", dir=manifests)
     try:
         for number, dataset in enumerate(client.iter_series(study, series)):
             dataset.save_as(os.path.join(staging, f"{number:06d}.dcm"), enforce_file_format=True)

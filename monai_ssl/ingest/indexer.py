@@ -36,6 +36,8 @@ from monai_ssl.ingest.series import (
     FOUR_D_MODES,
     SeriesProblem,
     convert_series,
+    drop_pixel_copies,
+    pixel_digest,
     split_volumes,
     validate_series,
     write_nifti_atomically,
@@ -236,16 +238,21 @@ def _process_dicom(job: _SeriesJob) -> list[dict]:
 def _process_series(job: _SeriesJob) -> dict:
     """Validate and convert one series (or check and copy one NIfTI file); never raises.
 
-    Returns ``{"ok": True, "volumes": [{"image", "shape", "spacing", ...}, ...]}`` or ``{"ok": False, "reason",
-    "detail"}``.
+    Returns ``{"ok": True, "volumes": [{"image", "shape", "spacing", ...}, ...], "copies": [paths of slices left
+    out as pixel-identical copies]}`` or ``{"ok": False, "reason", "detail"}``.
     """
     try:
+        copies: list[dict] = []
         if job.kind == DICOM:
+            # pixel-identical copies of slices (one series exported in several transfer syntaxes with new instance
+            # UIDs) are one slice, reported, not a duplicate_slice conflict
+            job.records, copies = drop_pixel_copies(job.records)
             volumes = _process_dicom(job)
         else:
             nifti = _check_and_copy_nifti(job.records[0]["path"], job.output_stem, job.options.min_slices)
             volumes = [{"image": nifti}]
-        return {"ok": True, "volumes": [{**v, **_volume_facts(v["image"])} for v in volumes]}
+        return {"ok": True, "volumes": [{**v, **_volume_facts(v["image"])} for v in volumes],
+                "copies": sorted({r["path"] for r in copies})}
     except SeriesProblem as problem:
         return {"ok": False, "reason": problem.reason, "detail": problem.detail}
     except Exception as error:  # anything unexpected is a skip with its type, never a crash of the run
@@ -422,20 +429,40 @@ def write_index(summary: IndexSummary, entries: list[dict], skipped: list[dict])
 
 
 def _drop_copies_of_instances(db: sqlite3.Connection, item_name: Callable[[str], str]) -> None:
-    """Keep one file per SOP instance (the first path) and report the others as ``duplicate_instance``: an archive
-    exported twice, or one image in several transfer syntaxes, is the same data, not extra slices or volumes."""
-    copies, previous = [], None
-    # sorted by instance, then path: the first path of each instance is the one kept (only one key in memory)
+    """Keep one file per image and report the others as ``duplicate_instance``: an archive exported twice, or one
+    image in several transfer syntaxes, is the same data, not extra slices or volumes.
+
+    A file is a copy only when it shares the SOP Instance UID *and* the slice positions and the decoded pixels
+    (:func:`pixel_digest`) of a file kept before it (by path): anonymisers that collapse UIDs give different
+    images one UID, and those are all kept. Only files that share a UID are decoded here."""
+    copies: list[str] = []
+    group: list[str] = []
+
+    def flush() -> None:
+        kept: set[tuple] = set()
+        for path in group:
+            positions = [row[0] for row in db.execute("SELECT position FROM dicom WHERE path = ? ORDER BY frame, tile",
+                                                      (path,))]
+            fingerprint = (json.dumps(positions), pixel_digest(path)) if len(group) > 1 else (path,)
+            if fingerprint in kept:
+                copies.append(path)
+            kept.add(fingerprint)
+
+    previous = None
+    # sorted by instance, then path: the first path of each image is the one kept (one UID's files in memory)
     for key, path in db.execute("SELECT DISTINCT instance_key, path FROM dicom WHERE instance_key != '' "
                                 "ORDER BY instance_key, path"):
-        if key == previous:
-            copies.append(path)
+        if key != previous:
+            flush()
+            group = []
+        group.append(path)
         previous = key
+    flush()
     for path in copies:
         db.execute("DELETE FROM dicom WHERE path = ?", (path,))
         db.execute("INSERT INTO skipped VALUES (?, ?, ?)", (item_name(path), "duplicate_instance",
                                                             "a copy of an image indexed from another file (same SOP "
-                                                            "Instance UID)"))
+                                                            "Instance UID, position and pixel data)"))
 
 
 def _series_jobs(db: sqlite3.Connection, cache_dir: str, salt: str, options: IndexOptions):
@@ -478,6 +505,10 @@ def _process_all_series(db, executor, cache_dir, salt, options, workers, item_na
                 if "volume" in volume:
                     entry.update(volume=volume["volume"], num_volumes=volume["num_volumes"])
                 entries.append(entry)
+            for path in result["copies"]:
+                db.execute("INSERT INTO skipped VALUES (?, ?, ?)", (item_name(path), "duplicate_instance",
+                                                                    "a pixel-identical copy of another slice at the "
+                                                                    "same position (another SOP Instance UID)"))
         else:
             item = ("series:" + first["series_key"][:16]) if job.kind == DICOM else item_name(first["path"])
             db.execute("INSERT INTO skipped VALUES (?, ?, ?)", (item, result["reason"], result["detail"]))

@@ -9,7 +9,8 @@ import numpy as np
 
 from monai_ssl.utils import atomic_path
 
-__all__ = ["SeriesProblem", "validate_series", "split_volumes", "series_geometry", "convert_series",
+__all__ = ["SeriesProblem", "validate_series", "split_volumes", "drop_pixel_copies", "pixel_digest", "series_geometry",
+           "convert_series",
            "write_nifti_atomically", "FOUR_D_MODES"]
 
 # what to do with a 4D series (several volumes at the same slice positions)
@@ -127,6 +128,49 @@ def split_volumes(records: Sequence[dict]) -> list[list[dict]]:
         return [list(records)]
     ranked = [sorted(group, key=key) for group in groups]
     return [[records[group[k]] for group in ranked] for k in range(len(ranked[0]))]
+
+
+def pixel_digest(path: str) -> str:
+    """SHA-256 of a file's *decoded* pixel data (with its shape and type): the same image stored in two lossless
+    transfer syntaxes has one digest. A file that cannot be decoded gets a digest of its path (no copy of any)."""
+    import hashlib
+
+    files = _DecodedFiles()
+    try:
+        files._decode(path)
+    except SeriesProblem:
+        return hashlib.sha256(f"undecodable {path}".encode()).hexdigest()
+    pixels = np.ascontiguousarray(files.pixels)
+    return hashlib.sha256(f"{pixels.shape} {pixels.dtype}".encode() + pixels.tobytes()).hexdigest()
+
+
+def drop_pixel_copies(records: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """``(kept, copies)``: a slice is a copy when another one has the same position, the same volume attributes and
+    instance number, and the same decoded pixels (e.g. one series exported in several transfer syntaxes with new
+    SOP Instance UIDs). Only slices that share a position are decoded here. Slices at one position that differ
+    in their pixels stay (time points, or a genuine conflict that :func:`validate_series` reports)."""
+    groups: dict[tuple, list[int]] = {}
+    for index, record in enumerate(records):
+        if record.get("position") is None:
+            return list(records), []  # validate_series names the missing geometry
+        place = tuple(np.round(np.asarray(record["position"], dtype=float) / _POSITION_TOLERANCE_MM).astype(int))
+        key = (place, tuple(record.get("volume_tags") or ()), record.get("instance", 0), record.get("frame", -1),
+               record.get("tile", -1))
+        groups.setdefault(key, []).append(index)
+    copies: set[int] = set()
+    digests: dict[str, str] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        seen: set[str] = set()
+        for index in members:
+            path = records[index]["path"]
+            digest = digests.setdefault(path, pixel_digest(path))
+            if digest in seen:
+                copies.add(index)
+            seen.add(digest)
+    return ([r for i, r in enumerate(records) if i not in copies],
+            [r for i, r in enumerate(records) if i in copies])
 
 
 def _slice_normal(orientation: Sequence[float]) -> np.ndarray:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import re
 from collections.abc import Callable, Sequence
 
@@ -30,7 +29,11 @@ from monai.networks.nets import BasicUNet, UNet
 from monai.utils import ensure_tuple_rep
 from torch import nn
 
-__all__ = ["EncoderAdapter", "UNetAdapter", "BasicUNetAdapter", "register_adapter", "get_adapter", "list_adapters"]
+__all__ = ["EncoderAdapter", "UNetAdapter", "BasicUNetAdapter", "MIN_DEEPEST_SIZE", "register_adapter", "get_adapter",
+           "list_adapters"]
+
+#: voxels per axis that an input must keep at the bottom of the encoder (:py:meth:`EncoderAdapter.check_input_size`)
+MIN_DEEPEST_SIZE = 3
 
 _ADAPTERS: dict[type[nn.Module], type[EncoderAdapter]] = {}
 
@@ -96,12 +99,23 @@ class EncoderAdapter:
         raise NotImplementedError
 
     def check_input_size(self, spatial_shape: Sequence[int]) -> None:
-        """Raise a ``ValueError`` if an input is too small for the encoder (normalisation needs > 1 voxel)."""
+        """Raise a ``ValueError`` if an input shrinks below :data:`MIN_DEEPEST_SIZE` voxels on an axis at the bottom
+        of the encoder, naming the smallest input that fits.
+
+        Why 3: the 3x3x3 convolutions there see mostly zero padding on a 1- or 2-voxel axis, so the task learns
+        little from such inputs; and on 2-voxel axes, PyTorch 2.13's bf16 CPU convolution returns non-finite weight
+        gradients intermittently (about 1 step in 10, reproduced in ``tests/test_adapters.py``), the cause of the
+        skipped steps of small pretraining settings.
+        """
         deepest = self.deepest_shape(spatial_shape)
-        if math.prod(deepest) < 2:
+        if min(deepest) < MIN_DEEPEST_SIZE:
+            smallest = next(size for size in range(1, 2**12)
+                            if min(self.deepest_shape([size] * len(deepest))) >= MIN_DEEPEST_SIZE)
             raise ValueError(
                 f"inputs of spatial size {tuple(spatial_shape)} shrink to {deepest} at the bottom of this "
-                f"{type(self.network).__name__}'s encoder; use larger patches or cubes (or a larger roi_size)."
+                f"{type(self.network).__name__}'s encoder, under {MIN_DEEPEST_SIZE} voxels per axis; use patches or "
+                f"cubes of at least {smallest} voxels per axis (or a larger roi_size), or a network with fewer "
+                "downsampling levels."
             )
 
     @property

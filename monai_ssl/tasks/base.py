@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -13,9 +14,32 @@ from monai_ssl.losses import RestorationLoss
 from monai_ssl.networks.adapters import EncoderAdapter
 from monai_ssl.networks.heads import ClassificationHead, DenseHead, pool_features
 
-__all__ = ["PretextTask", "ClassificationTask", "SiameseClassificationTask", "DenseRestorationTask"]
+__all__ = ["PretextTask", "ClassificationTask", "SiameseClassificationTask", "DenseRestorationTask", "VOLUME_ID_KEY",
+           "other_volume_index"]
 
 Batch = Mapping[Hashable, Any]
+
+#: key of each sample's volume number, set by :func:`~monai_ssl.bundle.pretext_dataset`: the crops of one volume
+#: sit together in a collated batch, and a task that contrasts samples must not take a crop of the same volume
+#: for another volume
+VOLUME_ID_KEY = "volume_id"
+
+
+def other_volume_index(batch: Batch, batch_size: int, device: torch.device | None = None) -> torch.Tensor:
+    """For each sample, the index of the next sample in the batch (cyclically) that was cut from another volume,
+    or -1 where every sample shares its volume. Samples of a batch without ``volume_id`` count as different
+    volumes."""
+    ids = batch.get(VOLUME_ID_KEY)
+    ids = torch.arange(batch_size, device=device) if ids is None else torch.as_tensor(ids, device=device).flatten()
+    if ids.numel() != batch_size:
+        raise ValueError(f"the batch has {ids.numel()} {VOLUME_ID_KEY} values for {batch_size} samples.")
+    if batch_size < 2:
+        return torch.full((batch_size,), -1, dtype=torch.long, device=ids.device)
+    candidates = (torch.arange(batch_size, device=ids.device)[:, None]
+                  + torch.arange(1, batch_size, device=ids.device)[None]) % batch_size
+    differs = ids[candidates] != ids[:, None]
+    first = candidates.gather(1, differs.long().argmax(1, keepdim=True))[:, 0]
+    return torch.where(differs.any(1), first, torch.full_like(first, -1))
 
 
 class PretextTask:
@@ -50,8 +74,12 @@ class PretextTask:
         self.loss: nn.Module
 
     def transform(self) -> Compose:
-        """Copy the source volume to ``input_key`` and apply the task's transform there."""
-        return Compose([CopyItemsd(keys=self.source_key, names=self.input_key), self.task_transform])
+        """Copy the source volume to ``input_key`` and apply the task's transform there.
+
+        Each call returns a transform of its own (a copy of ``task_transform``), so that datasets built from one
+        task never share random state: an evaluator re-seeding its held-out transforms leaves the training stream
+        alone."""
+        return Compose([CopyItemsd(keys=self.source_key, names=self.input_key), copy.deepcopy(self.task_transform)])
 
     def check_setup(self, roi_size: tuple[int, ...], adapter: EncoderAdapter) -> None:
         """Raise a ``ValueError`` naming the setting to change when the task cannot be cut from ``roi_size`` crops

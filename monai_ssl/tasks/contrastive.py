@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from monai_ssl.losses import GatheredContrastiveLoss, LocalContrastiveLoss
 from monai_ssl.networks.adapters import EncoderAdapter
 from monai_ssl.networks.heads import ClassificationHead, DenseHead, pool_features
-from monai_ssl.tasks.base import Batch, PretextTask, check_whole_network_size
+from monai_ssl.tasks.base import Batch, PretextTask, check_whole_network_size, other_volume_index
 from monai_ssl.tasks.registry import register_task
 from monai_ssl.transforms import RandContrastiveViewsd
 
@@ -158,14 +158,14 @@ class ContrastiveTask(TwoViewTask):
         return loss
 
     def score_counts(self, prediction: torch.Tensor | dict, batch: Batch) -> tuple[float, float]:
-        """``(views closer to their own pair than to the next sample's other view, views)``; none for a batch of
-        one, which has no negative."""
+        """``(views closer to their own pair than to the other view of the next sample of another volume, views)``;
+        samples with no crop of another volume in the batch are not scored."""
         if self.local_weight:
             prediction = prediction["embeddings"]
-        if prediction.shape[0] < 2:
-            return 0.0, 0.0
+        other = other_volume_index(batch, prediction.shape[0], prediction.device)
+        scored = other >= 0
         first, second = F.normalize(prediction[:, 0], dim=1), F.normalize(prediction[:, 1], dim=1)
-        positive = (first * second).sum(1)
-        correct = ((first * second.roll(1, 0)).sum(1) < positive).sum() + (
-            (second * first.roll(1, 0)).sum(1) < positive).sum()
-        return float(correct), float(2 * prediction.shape[0])
+        positive = (first * second).sum(1)[scored]
+        correct = ((first[scored] * second[other[scored]]).sum(1) < positive).sum() + (
+            (second[scored] * first[other[scored]]).sum(1) < positive).sum()
+        return float(correct), float(2 * positive.numel())

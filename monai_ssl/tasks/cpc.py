@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from monai_ssl.networks.adapters import EncoderAdapter
 from monai_ssl.networks.heads import pool_features
-from monai_ssl.tasks.base import Batch, PretextTask
+from monai_ssl.tasks.base import Batch, PretextTask, other_volume_index
 from monai_ssl.tasks.registry import register_task
 from monai_ssl.transforms import RandCPCPatchesd
 
@@ -108,15 +108,15 @@ class CPCTask(PretextTask):
         return self.loss(logits, torch.arange(logits.shape[0], device=logits.device))
 
     def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
-        """``(predictions nearer their own target than the next sample's at the same position, predictions)``;
-        none for a batch of one."""
-        if prediction.shape[0] < 2:
-            return 0.0, 0.0
-        predicted = F.normalize(prediction[:, :, 0], dim=2)
+        """``(predictions nearer their own target than the target at the same position of the next sample of
+        another volume, predictions)``; samples with no crop of another volume in the batch are not scored."""
+        other = other_volume_index(batch, prediction.shape[0], prediction.device)
+        scored = other >= 0
+        predicted = F.normalize(prediction[scored, :, 0], dim=2)
         actual = F.normalize(prediction[:, :, 1], dim=2)
-        own = (predicted * actual).sum(2)
-        other = (predicted * actual.roll(1, 0)).sum(2)
-        return float((own > other).sum()), float(own.numel())
+        own = (predicted * actual[scored]).sum(2)
+        negative = (predicted * actual[other[scored]]).sum(2)
+        return float((own > negative).sum()), float(own.numel())
 
     def chance_score(self) -> float:
         return 0.5

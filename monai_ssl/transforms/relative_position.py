@@ -85,7 +85,7 @@ class RandRelativePatchPosition(RandomizableTransform):
         neighbours: 26, 8 or 6 classes, see :func:`neighbour_offsets`.
         foreground_threshold: intensity above which a voxel is foreground; ``None`` disables it.
         fit_all_neighbours: place the centre patch where every neighbour fits (``True``) or where the drawn one
-            fits (``False``), see above.
+            fits (``False``, the default, as the relative-position task's), see above.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -97,7 +97,7 @@ class RandRelativePatchPosition(RandomizableTransform):
         jitter: int = 2,
         neighbours: int = 26,
         foreground_threshold: float | None = None,
-        fit_all_neighbours: bool = True,
+        fit_all_neighbours: bool = False,
     ) -> None:
         RandomizableTransform.__init__(self, prob=1.0)
         self.patch_size = as_positive_tuple(patch_size, 3, "patch_size")
@@ -249,7 +249,7 @@ class RandRelativePatchPositiond(RandArrayWrapperd):
         foreground_threshold: float | None = None,
         mask_key: str | None = None,
         allow_missing_keys: bool = False,
-        fit_all_neighbours: bool = True,
+        fit_all_neighbours: bool = False,
     ) -> None:
         patches = RandRelativePatchPosition(patch_size, gap, jitter, neighbours, foreground_threshold,
                                             fit_all_neighbours)

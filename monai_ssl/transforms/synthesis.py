@@ -3,7 +3,9 @@
 An unlabelled pretraining pool can hold label maps instead of images: each draw paints every label with a random
 mean intensity and texture, then adds a smooth multiplicative bias field, a random acquisition blur, noise and
 a gamma change. Every draw is a new "scan" of the same anatomy in a new contrast (domain randomisation), so a
-handful of anatomies gives an unlimited stream of images.
+handful of anatomies gives an unlimited stream of images. With a contrast prior, the means are drawn around a
+given contrast instead (e.g. T1: white matter brighter than grey matter, CSF darkest), the one generator behind
+both the pretraining pool's scans and :func:`monai_ssl.data.synthesize_t1`.
 
 Reference:
     Billot et al., "SynthSeg: Segmentation of brain MRI scans of any contrast and resolution without
@@ -19,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor, get_track_meta
-from monai.networks.layers import GaussianFilter
-from monai.transforms import RandomizableTransform
+from monai.transforms import AdjustContrast, GaussianSmooth, RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from monai_ssl.transforms.utils import RandArrayWrapperd
@@ -46,13 +47,16 @@ class RandLabelMapSynthesis(RandomizableTransform):
 
     Each call draws, from ``self.R``:
 
-    - a mean intensity per label, uniform in ``mean_range``, and a within-label standard deviation, uniform in
-      ``std_range`` (label 0, the background, stays dark: mean 0, no texture);
+    - a mean intensity per label, uniform in ``mean_range`` (or, for a label of ``contrast_prior``, its prior mean
+      plus ``N(0, prior_std)``), and a within-label standard deviation, uniform in ``std_range`` (label 0, the
+      background, stays dark: mean 0, no texture);
     - a smooth multiplicative bias field: ``exp`` of a ``bias_grid``-point Gaussian grid (sd ``bias_std``)
       interpolated to the image size;
-    - a Gaussian blur per axis, sigma uniform in ``blur_sigma_range`` voxels (a random acquisition resolution);
+    - a Gaussian blur per axis, sigma uniform in ``blur_sigma_range`` voxels (a random acquisition resolution;
+      MONAI's ``GaussianSmooth``);
     - additive Gaussian noise, sd uniform in ``noise_std_range``;
-    - a gamma, ``exp(N(0, gamma_std))``, applied after rescaling to [0, 1] by the 99.5th percentile.
+    - a gamma, ``exp(N(0, gamma_std))``, applied after rescaling to [0, 1] by the 99.5th percentile (MONAI's
+      ``AdjustContrast``).
 
     The voxel-wise texture and noise come from a ``torch.Generator`` seeded in :py:meth:`randomize` with a draw
     from ``self.R``, so a seeded transform repeats exactly while the voxel noise is generated at torch speed.
@@ -66,6 +70,9 @@ class RandLabelMapSynthesis(RandomizableTransform):
         blur_sigma_range: range of the blur's sigma in voxels, per axis.
         noise_std_range: range of the noise standard deviation.
         gamma_std: standard deviation of the log gamma; 0 disables it.
+        contrast_prior: mean intensity per label id (e.g. a T1 contrast); labels it does not list draw from
+            ``mean_range``.
+        prior_std: standard deviation of a prior mean's per-draw perturbation.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -79,14 +86,23 @@ class RandLabelMapSynthesis(RandomizableTransform):
         blur_sigma_range: Sequence[float] = (0.0, 1.0),
         noise_std_range: Sequence[float] = (0.0, 0.03),
         gamma_std: float = 0.25,
+        contrast_prior: Mapping[int, float] | None = None,
+        prior_std: float = 0.05,
     ) -> None:
         RandomizableTransform.__init__(self, prob=1.0)
         self.mean_range = _as_range(mean_range, "mean_range")
         self.std_range = _as_range(std_range, "std_range")
         self.blur_sigma_range = _as_range(blur_sigma_range, "blur_sigma_range")
         self.noise_std_range = _as_range(noise_std_range, "noise_std_range")
-        if bias_std < 0 or gamma_std < 0:
-            raise ValueError(f"bias_std and gamma_std must be >= 0, got {bias_std} and {gamma_std}.")
+        if bias_std < 0 or gamma_std < 0 or prior_std < 0:
+            raise ValueError(f"bias_std, gamma_std and prior_std must be >= 0, got {bias_std}, {gamma_std} and "
+                             f"{prior_std}.")
+        prior = {int(k): float(v) for k, v in (contrast_prior or {}).items()}
+        if any(k < 0 for k in prior):
+            raise ValueError(f"contrast_prior maps non-negative label ids to mean intensities, got ids "
+                             f"{sorted(k for k in prior if k < 0)}.")
+        self.contrast_prior = prior
+        self.prior_std = float(prior_std)
         if not isinstance(bias_grid, (int, np.integer)) or bias_grid < 2:
             raise ValueError(f"bias_grid must be an int >= 2 (grid points per axis), got {bias_grid!r}.")
         self.bias_std = float(bias_std)
@@ -100,6 +116,11 @@ class RandLabelMapSynthesis(RandomizableTransform):
         spatial_dims = data.ndim - 1
         means = self.R.uniform(*self.mean_range, size=num_labels)
         stds = self.R.uniform(*self.std_range, size=num_labels)
+        if self.contrast_prior:
+            perturbations = self.R.normal(0.0, self.prior_std, size=num_labels)
+            for label, mean in self.contrast_prior.items():
+                if label < num_labels:
+                    means[label] = max(0.0, mean + perturbations[label])
         means[0] = stds[0] = 0.0
         self._draw = {
             "means": means.astype(np.float32),
@@ -141,14 +162,15 @@ class RandLabelMapSynthesis(RandomizableTransform):
             field = F.interpolate(coarse, size=tuple(spatial), mode=mode, align_corners=True)[0]
             image = image * torch.exp(field)
         if max(draw["sigma"]) > 0:
-            sigma = [max(s, 1e-3) for s in draw["sigma"]]
-            image = GaussianFilter(len(spatial), sigma=sigma)(image[None])[0]
+            image = GaussianSmooth(sigma=[max(s, 1e-3) for s in draw["sigma"]])(image)
         if draw["noise_std"]:
             image = image + draw["noise_std"] * torch.randn(labels.shape, generator=generator)
         image = image.clamp_min(0)
         flat = image.reshape(-1)
         scale = torch.kthvalue(flat, max(1, int(round(0.995 * flat.numel())))).values.clamp_min(1e-6)
-        image = (image / scale).clamp(0, 1) ** draw["gamma"]
+        image = (image / scale).clamp(0, 1)
+        if draw["gamma"] != 1.0:
+            image = AdjustContrast(draw["gamma"])(image)
         image = image.float()
         if isinstance(img, MetaTensor) and get_track_meta():
             return MetaTensor(image, meta=img.meta, applied_operations=img.applied_operations)

@@ -1,0 +1,43 @@
+"""Atlas label files in the segmentation bundle: ids gathered into classes, and SynthSeg-style synthesis of
+training crops from their label maps."""
+
+import numpy as np
+import pytest
+import torch
+from monai.transforms import Compose
+
+from monai_ssl.bundle import segmentation_label_mapping, segmentation_synthesis
+
+NAMES = {"background": 0, "grey": 1, "white": 2}
+
+
+def test_ids_are_gathered_into_classes_and_others_are_background():
+    (mapping,) = segmentation_label_mapping(NAMES, {"grey": [100, 101], "white": [81]})
+    label = torch.tensor([[0, 1, 81, 100, 101, 46]]).reshape(1, 1, 2, 3)
+    assert mapping({"label": label})["label"].flatten().tolist() == [0, 0, 2, 1, 1, 0]
+    assert segmentation_label_mapping(NAMES, None) == []
+
+
+@pytest.mark.parametrize("sources, message", [({"grey": [1]}, "missing ['white']"),
+                                              ({"grey": [1], "white": [2], "csf": [3]}, "unknown ['csf']"),
+                                              ({"grey": [1], "white": [1]}, "one class only")])
+def test_bad_label_sources_name_the_fix(sources, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        segmentation_label_mapping(NAMES, sources)
+
+
+def test_synthesis_replaces_the_share_of_images_asked_for():
+    label = torch.zeros(1, 16, 16, 16, dtype=torch.int16)
+    label[:, 4:12, 4:12, 4:12] = 100
+    label[:, 6:10, 6:10, 6:10] = 81
+    image = torch.full((1, 16, 16, 16), 0.5)
+    pipeline = Compose(segmentation_synthesis(0.5))
+    pipeline.set_random_state(seed=0)
+    synthesised = [not torch.equal(pipeline({"image": image, "label": label})["image"], image) for _ in range(200)]
+    assert 70 < sum(synthesised) < 130
+    out = Compose(segmentation_synthesis(1.0))({"image": image, "label": label})
+    assert torch.equal(out["label"], label) and out["image"].shape == image.shape
+    assert 0 <= out["image"].min() and out["image"].max() <= 1 and len(np.unique(out["image"].numpy())) > 100
+    assert segmentation_synthesis(0.0) == []
+    with pytest.raises(ValueError, match="synthesis_prob must be in"):
+        segmentation_synthesis(1.5)
