@@ -34,7 +34,7 @@ TASKS = [
     {"name": "jigsaw", "args": {"grid": [2, 2, 2], "num_permutations": 100, "gap": 4, "jitter": 2}},
     {"name": "rotation"},
     {"name": "colorization"},
-    {"name": "relative_position", "args": {"patch_size": [16, 16, 16], "gap": 2, "jitter": 2}},
+    {"name": "relative_position", "args": {"patch_size": [28, 28, 28], "gap": 2, "jitter": 2}},  # the bundle default
 ]
 ROI = (64, 64, 64)
 SPACING = (1.5, 1.5, 1.5)

@@ -177,6 +177,7 @@ def test_cli_fine_tuning_from_pretraining(tmp_path, pretrained_model):
 @pytest.mark.parametrize(
     "overrides, message",
     [({"roi_size": [34, 34, 34]}, "roi_size [34, 34, 34] is not divisible by 4, the network's total downsampling"),
+     ({"roi_size": [8, 8, 8]}, "shrink to (2, 2, 2) at the bottom of this UNet's encoder, under 3 voxels per axis"),
      ({"in_channels": 2}, "has 1 channel(s); set --in_channels 1"),
      ({"label_names": {"background": 0, "brain": 1, "ventricles": 2}}, "holds values [3] outside label_names"),
      ({"label_names": {"background": 0, "brain": 2}}, "label_names must map to the values 0 .. 1")],

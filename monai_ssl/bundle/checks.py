@@ -222,14 +222,15 @@ def check_segmentation_setup(
     Every label is read once: labelled sets are small in the setting this bundle is for.
 
     Raises:
-        ValueError: naming the setting to change: ``roi_size`` not a multiple of the downsampling,
-            ``in_channels`` different from the images' channels, label values out of range.
+        ValueError: naming the setting to change: ``roi_size`` not a multiple of the downsampling or too small
+            for the encoder, ``in_channels`` different from the images' channels, label values out of range.
     """
     divisor = get_adapter(network).downsampling
     roi = [int(r) for r in roi_size]
     if any(r % divisor for r in roi):
         raise ValueError(f"roi_size {roi} is not divisible by {divisor}, the network's total downsampling; use "
                          f"multiples of {divisor}, e.g. {[max(divisor, r // divisor * divisor) for r in roi]}.")
+    get_adapter(network).check_input_size(roi)  # 3 voxels per axis at the bottom (bf16 NaN gradients on 2)
     values = sorted(int(v) for v in label_names.values())
     if values != list(range(len(values))):
         raise ValueError(f"label_names must map to the values 0 .. {len(values) - 1}, got {dict(label_names)}.")

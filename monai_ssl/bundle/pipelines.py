@@ -3,6 +3,8 @@ and inference, and the pretraining dataset (scans and label maps, cached, cut in
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -139,9 +141,10 @@ def pretext_dataset(
     if samples_per_volume < 1:
         raise ValueError(f"samples_per_volume must be >= 1, got {samples_per_volume}.")
     check_pretext_setup(model, roi_size)
-    # each volume's number rides along with its crops, so that the tasks that contrast samples never take a crop of
-    # the same volume for another volume
-    entries = [dict(f, **{VOLUME_ID_KEY: number}) for number, f in enumerate(files)]
+    # each volume's id rides along with its crops, so that the tasks that contrast samples never take a crop of the
+    # same volume for another volume; a digest of its path, not its place in the list, so that a disk cache (keyed
+    # by the whole entry) stays valid whatever the order or the rank partition
+    entries = [dict(f, **{VOLUME_ID_KEY: _volume_id(f)}) for f in files]
     images = [e for e in entries if IMAGE_KEY in e]
     label_maps = [e for e in entries if LABEL_MAP_KEY in e]
     if len(images) + len(label_maps) != len(files):
@@ -170,6 +173,11 @@ def pretext_dataset(
         raise ValueError("the datalist has no training entries; give scans (dataset_dir, or a datalist whose "
                          "'training' list is not empty).")
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+
+
+def _volume_id(entry: Mapping[str, Any]) -> int:
+    source = entry.get(IMAGE_KEY, entry.get(LABEL_MAP_KEY))
+    return int(hashlib.sha256(json.dumps(source, default=str).encode()).hexdigest()[:15], 16)
 
 
 def label_map_preprocessing(spacing: Sequence[float] | None, roi_size: Sequence[int]) -> list[MapTransform]:

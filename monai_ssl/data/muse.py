@@ -54,7 +54,7 @@ _PAIRED = {  # name: (right id(s), left id(s))
     "hippocampus": ((47,), (48,)), "pallidum": ((55,), (56,)), "putamen": ((57,), (58,)),
     "thalamus": ((59,), (60,)), "ventral_dc": ((61,), (62,)), "basal_forebrain": ((76,), (75,)),
     "frontal_white": ((81,), (82,)), "occipital_white": ((83,), (84,)), "parietal_white": ((85,), (86,)),
-    "temporal_white": ((87,), (88,)), "internal_capsule": ((91, 93, 89), (92, 94, 90)),
+    "temporal_white": ((87,), (88,)), "internal_capsule_fornix": ((89, 91, 93), (90, 92, 94)),
 }
 MUSE_FINE: dict[str, tuple[int, ...]] = {
     **{f"{lobe}_grey_{side}": ids[i] for lobe, ids in _LOBE_GREY.items()

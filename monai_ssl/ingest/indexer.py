@@ -436,28 +436,30 @@ def _drop_copies_of_instances(db: sqlite3.Connection, item_name: Callable[[str],
     (:func:`pixel_digest`) of a file kept before it (by path): anonymisers that collapse UIDs give different
     images one UID, and those are all kept. Only files that share a UID are decoded here."""
     copies: list[str] = []
-    group: list[str] = []
 
-    def flush() -> None:
-        kept: set[tuple] = set()
-        for path in group:
-            positions = [row[0] for row in db.execute("SELECT position FROM dicom WHERE path = ? ORDER BY frame, tile",
-                                                      (path,))]
-            fingerprint = (json.dumps(positions), pixel_digest(path)) if len(group) > 1 else (path,)
+    def copies_in(files: dict[str, list[str]]) -> list[str]:
+        """``files``: path -> slice positions of one instance UID's files, by path."""
+        if len(files) < 2:
+            return []
+        kept, found = set(), []
+        for path, positions in files.items():
+            fingerprint = (tuple(positions), pixel_digest(path))
             if fingerprint in kept:
-                copies.append(path)
+                found.append(path)
             kept.add(fingerprint)
+        return found
 
+    group: dict[str, list[str]] = {}
     previous = None
     # sorted by instance, then path: the first path of each image is the one kept (one UID's files in memory)
-    for key, path in db.execute("SELECT DISTINCT instance_key, path FROM dicom WHERE instance_key != '' "
-                                "ORDER BY instance_key, path"):
+    for key, path, position in db.execute("SELECT instance_key, path, position FROM dicom WHERE instance_key != '' "
+                                          "ORDER BY instance_key, path, frame, tile"):
         if key != previous:
-            flush()
-            group = []
-        group.append(path)
+            copies += copies_in(group)
+            group = {}
+        group.setdefault(path, []).append(position)
         previous = key
-    flush()
+    copies += copies_in(group)
     for path in copies:
         db.execute("DELETE FROM dicom WHERE path = ?", (path,))
         db.execute("INSERT INTO skipped VALUES (?, ?, ?)", (item_name(path), "duplicate_instance",

@@ -1,6 +1,7 @@
 """Network adapters and task heads."""
 
 from monai_ssl.networks.adapters import (
+    MIN_DEEPEST_SIZE,
     BasicUNetAdapter,
     EncoderAdapter,
     UNetAdapter,
@@ -11,6 +12,7 @@ from monai_ssl.networks.adapters import (
 from monai_ssl.networks.heads import ClassificationHead, DenseHead, MLPHead, pool_features
 
 __all__ = [
+    "MIN_DEEPEST_SIZE",
     "BasicUNetAdapter",
     "ClassificationHead",
     "DenseHead",
