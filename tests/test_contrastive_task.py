@@ -11,6 +11,7 @@ from monai.losses import ContrastiveLoss
 
 from monai_ssl import PretextModel, create_task, list_tasks
 from monai_ssl.losses import GatheredContrastiveLoss
+from monai_ssl.tasks.base import VOLUME_ID_KEY
 from tests.helpers import PRETRAINING, TINY_PRETRAINING, outputs, phantom_samples, small_unet
 
 
@@ -88,6 +89,16 @@ def test_registered_model_and_pair_score():
     identical = torch.randn(4, 1, 8).expand(4, 2, 8)  # each pair identical, the samples different
     assert model.tasks["contrastive"].score_counts(identical, batch) == (8.0, 8.0)
     assert model.tasks["contrastive"].score_counts(identical[:1], batch) == (0.0, 0.0)  # no negative in a batch of 1
+
+
+def test_the_pair_score_takes_its_negative_from_another_volume():
+    """Crops of one volume sit together in a batch: with the next sample as negative, a pair was scored against
+    its own volume's other crop (identical anatomy, a tie scored as a miss)."""
+    task = create_task("contrastive", view_size=16)
+    first_volume, second_volume = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    views = torch.stack([first_volume, first_volume, second_volume, second_volume])[:, None].expand(4, 2, 2)
+    assert task.score_counts(views, {VOLUME_ID_KEY: torch.tensor([0, 0, 1, 1])}) == (8.0, 8.0)
+    assert task.score_counts(views, {VOLUME_ID_KEY: torch.tensor([0, 0, 0, 0])}) == (0.0, 0.0)
 
 
 def test_the_pretraining_bundle_runs_it(tmp_path):

@@ -8,6 +8,7 @@ from monai.bundle import ConfigWorkflow
 from monai.data import DataLoader, Dataset
 
 from monai_ssl import PretextModel, create_task, list_tasks
+from monai_ssl.tasks.base import VOLUME_ID_KEY
 from tests.helpers import PRETRAINING, TINY_PRETRAINING, outputs, phantom_samples, small_unet
 
 
@@ -33,6 +34,17 @@ def test_infonce_and_score_reward_predictions_that_find_their_own_target():
     assert task.score_counts(perfect[:1], {}) == (0.0, 0.0)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         create_task("cpc", temperature=0.0)
+
+
+def test_the_score_contrasts_each_prediction_with_a_crop_of_another_volume():
+    """Crops of one volume sit together in a batch; the held-out score took the next sample, often the same
+    volume's other crop, as the negative: identical anatomy, so a tie scored as a miss (2 of 4 here)."""
+    task = create_task("cpc", patch_size=12)
+    first_volume, second_volume = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])
+    actual = torch.stack([first_volume, first_volume, second_volume, second_volume])[:, None]  # (4, 1 target, 3)
+    prediction = torch.stack([actual, actual], dim=2)
+    assert task.score_counts(prediction, {VOLUME_ID_KEY: torch.tensor([0, 0, 1, 1])}) == (4.0, 4.0)
+    assert task.score_counts(prediction, {VOLUME_ID_KEY: torch.tensor([0, 0, 0, 0])}) == (0.0, 0.0)  # no negative
 
 
 def test_the_pretraining_bundle_runs_it(tmp_path):
