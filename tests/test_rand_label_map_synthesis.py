@@ -84,3 +84,16 @@ def test_dictionary_version_shares_one_draw_and_forwards_the_seed():
     assert RandLabelMapSynthesisD is RandLabelMapSynthesisd
     with pytest.raises(ValueError, match="one image_key per label-map key"):
         RandLabelMapSynthesisd(["a", "b"], image_key="image")
+
+
+def test_keep_unlabelled_repaints_the_anatomy_and_keeps_the_scan_around_it():
+    """A label map of the brain alone painted the rest of a whole-head scan black; fine-tuning on half such crops
+    took every bright scalp voxel of a real T1 for brain (IXI, 1 labelled subject: 0.78 mean Dice from scratch, 0.45
+    with synthesis)."""
+    labels = label_map()
+    scan = torch.rand(labels.shape, generator=torch.Generator().manual_seed(0)) + 2.0  # never in [0, 1]
+    out = RandLabelMapSynthesisd("label", keep_unlabelled=True).set_random_state(0)({"label": labels, "image": scan})
+    assert torch.equal(out["image"][labels == 0], scan[labels == 0])
+    assert out["image"][labels > 0].max() <= 1.0  # repainted
+    with pytest.raises(ValueError, match="keep_unlabelled needs the scan at 'image'"):
+        RandLabelMapSynthesisd("label", keep_unlabelled=True)({"label": labels})

@@ -223,9 +223,11 @@ def segmentation_label_mapping(
 
 
 def segmentation_synthesis(prob: float, image_key: str = "image", label_key: str = "label") -> list[MapTransform]:
-    """SynthSeg-style domain randomisation of labelled crops: with probability ``prob``, the image is replaced by
-    a new random-contrast image painted from the crop's label map
-    (:class:`~monai_ssl.transforms.RandLabelMapSynthesisd`), the training image otherwise. Place it before
+    """SynthSeg-style domain randomisation of labelled crops: with probability ``prob``, the labelled voxels of the
+    image are repainted with a new random contrast from the crop's label map
+    (:class:`~monai_ssl.transforms.RandLabelMapSynthesisd`, ``keep_unlabelled``: the voxels of label 0 keep the
+    scan, since atlas label maps such as DLMUSE's cover the brain and not the head around it), the training image
+    otherwise. Place it before
     :func:`segmentation_label_mapping`, so that the synthesis paints every atlas id of the label file apart. ``[]``
     for ``prob == 0``.
 
@@ -237,7 +239,7 @@ def segmentation_synthesis(prob: float, image_key: str = "image", label_key: str
         raise ValueError(f"synthesis_prob must be in [0, 1] (the share of crops synthesised), got {prob}.")
     if prob == 0:
         return []
-    synthesis = RandLabelMapSynthesisd(label_key, image_key=image_key)
+    synthesis = RandLabelMapSynthesisd(label_key, image_key=image_key, keep_unlabelled=True)
     if prob == 1:
         return [synthesis]
     return [OneOf([synthesis, Identityd(image_key)], weights=[prob, 1.0 - prob])]

@@ -185,10 +185,16 @@ class RandLabelMapSynthesisd(RandArrayWrapperd):
     image at ``image_key`` (the label map is kept). One draw is shared by all keys; with several keys, give
     ``image_key`` as a sequence of the same length.
 
+    With ``keep_unlabelled``, the voxels of label 0 keep the image already at ``image_key``: for label maps that
+    cover part of a scan only (DLMUSE labels the brain, not the rest of the head), the anatomy is repainted and
+    the scan around it stays real. Without it such a map paints the whole head outside the brain black, and a
+    network trained on those images takes every bright voxel of a real head for brain.
+
     Args:
         keys: keys of the label maps.
         image_key: key(s) of the synthesised images.
         allow_missing_keys: skip a missing key instead of raising.
+        keep_unlabelled: keep the existing image where the label map is 0.
         kwargs: arguments of :py:class:`RandLabelMapSynthesis`.
     """
 
@@ -199,9 +205,11 @@ class RandLabelMapSynthesisd(RandArrayWrapperd):
         keys: KeysCollection,
         image_key: str | Sequence[str] = "image",
         allow_missing_keys: bool = False,
+        keep_unlabelled: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(keys, RandLabelMapSynthesis(**kwargs), allow_missing_keys)
+        self.keep_unlabelled = bool(keep_unlabelled)
         self.image_keys = [image_key] if isinstance(image_key, str) else list(image_key)
         if len(self.image_keys) != len(self.keys):
             raise ValueError(f"give one image_key per label-map key: {len(self.keys)} keys, image_key "
@@ -212,7 +220,13 @@ class RandLabelMapSynthesisd(RandArrayWrapperd):
         d = dict(data)
         first = True
         for key, image_key in self.key_iterator(d, self.image_keys):
-            d[image_key] = self.synthesis(d[key], randomize=first)
+            synthetic = self.synthesis(d[key], randomize=first)
+            if self.keep_unlabelled:
+                if image_key not in d:
+                    raise ValueError(f"keep_unlabelled needs the scan at {image_key!r} to keep where {key!r} is 0.")
+                labelled = convert_to_dst_type(convert_to_tensor(d[key], track_meta=False) > 0, synthetic)[0]
+                synthetic = synthetic * labelled + convert_to_dst_type(d[image_key], synthetic)[0] * (1 - labelled)
+            d[image_key] = synthetic
             first = False
         return d
 
