@@ -227,8 +227,6 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     "curve": [(iteration, mean Dice)]}`` of the final model."""
     from ignite.engine import Events
     from monai.bundle import ConfigWorkflow
-    from monai.handlers import from_engine
-    from monai.metrics import DiceMetric
 
     budget, points = preset["fine_tune_iterations"][dataset], preset["curve_points"][dataset]
     if budget % points:
@@ -257,24 +255,16 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     trainer = workflow.parser.get_parsed_content("train#trainer")
     evaluator = workflow.parser.get_parsed_content("validate#evaluator")
     # the score of the tables: the mean of the reported Dice (classes, or tumour regions)
-    reported = label_groups or {n: [v] for n, v in label_names.items() if v}
-    per_subject: dict[str, list[float]] = {}
+    reported = label_groups or {n: v for n, v in label_names.items() if v}
     curve: list[tuple[int, float]] = []
-
-    def record_subject(engine) -> None:
-        pred, label = from_engine(["pred", "label"])(engine.state.output)
-        for name, channels in reported.items():
-            dice = DiceMetric(include_background=True)(
-                [p[channels].amax(0, keepdim=True) for p in pred], [lb[channels].amax(0, keepdim=True) for lb in label])
-            per_subject.setdefault(name, []).extend(dice.nan_to_num(0.0).flatten().tolist())
-
-    evaluator.add_event_handler(Events.EPOCH_STARTED, lambda e: per_subject.clear())
-    evaluator.add_event_handler(Events.ITERATION_COMPLETED, record_subject)
     evaluator.add_event_handler(Events.COMPLETED, lambda e: curve.append(
         (int(trainer.state.iteration), float(np.mean([e.state.metrics[f"val_dice_{k}"] for k in reported])))))
     workflow.run()
     workflow.finalize()
     metrics = evaluator.state.metrics
+    # per evaluation subject: the bundle's own MeanDice handlers keep them (save_details)
+    per_subject = {k: evaluator.state.metric_details[f"val_dice_{k}"].nan_to_num(0.0).flatten().tolist()
+                   for k in reported}
     result = {"dice": {k: float(metrics[f"val_dice_{k}"]) for k in reported}, "subjects": per_subject,
               "curve": curve, "skipped_steps": int(trainer.state.skipped_steps)}
     with atomic_path(finished) as temporary:

@@ -121,7 +121,8 @@ def check_settings() -> None:
         return
     known = bundle_settings(workflow.config_root_path)
     config = workflow.parser.get()
-    unknown = [key for key in config if key not in known | _referenced_settings(config)]
+    allowed = known | _referenced_settings(config)
+    unknown = [key for key in config if key not in allowed]
     if unknown:
         problems = []
         for key in unknown:
@@ -225,12 +226,13 @@ def check_segmentation_setup(
         ValueError: naming the setting to change: ``roi_size`` not a multiple of the downsampling or too small
             for the encoder, ``in_channels`` different from the images' channels, label values out of range.
     """
-    divisor = get_adapter(network).downsampling
+    adapter = get_adapter(network)
+    divisor = adapter.downsampling
     roi = [int(r) for r in roi_size]
     if any(r % divisor for r in roi):
         raise ValueError(f"roi_size {roi} is not divisible by {divisor}, the network's total downsampling; use "
                          f"multiples of {divisor}, e.g. {[max(divisor, r // divisor * divisor) for r in roi]}.")
-    get_adapter(network).check_input_size(roi)  # 3 voxels per axis at the bottom (bf16 NaN gradients on 2)
+    adapter.check_input_size(roi)  # 3 voxels per axis at the bottom (bf16 NaN gradients on 2)
     values = sorted(int(v) for v in label_names.values())
     if values != list(range(len(values))):
         raise ValueError(f"label_names must map to the values 0 .. {len(values) - 1}, got {dict(label_names)}.")

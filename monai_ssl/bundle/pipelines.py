@@ -227,9 +227,8 @@ def segmentation_synthesis(prob: float, image_key: str = "image", label_key: str
     image are repainted with a new random contrast from the crop's label map
     (:class:`~monai_ssl.transforms.RandLabelMapSynthesisd`, ``keep_unlabelled``: the voxels of label 0 keep the
     scan, since atlas label maps such as DLMUSE's cover the brain and not the head around it), the training image
-    otherwise. Place it before
-    :func:`segmentation_label_mapping`, so that the synthesis paints every atlas id of the label file apart. ``[]``
-    for ``prob == 0``.
+    otherwise. Place it before :func:`segmentation_label_mapping`, so that the synthesis paints every atlas id of
+    the label file apart. ``[]`` for ``prob == 0``.
 
     Reference:
         Billot et al., "SynthSeg: Segmentation of brain MRI scans of any contrast and resolution without

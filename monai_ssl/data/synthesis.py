@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from monai_ssl.transforms import RandLabelMapSynthesis
+
 __all__ = ["BRAIN_REGIONS", "T1_CONTRAST", "group_labels", "synthesize_t1"]
 
 # FreeSurfer label ids grouped into the regions of the label-efficiency benchmark (left and right together)
@@ -53,8 +55,6 @@ def synthesize_t1(label_map: np.ndarray, seed: int, spacing: float = 1.0) -> np.
         seed: the subject's draw of intensities, bias field, blur and noise.
         spacing: voxel size of ``label_map`` in mm (the blur is in mm).
     """
-    from monai_ssl.transforms import RandLabelMapSynthesis
-
     synthesis = RandLabelMapSynthesis(
         mean_range=(0.07, 1.0), std_range=(0.013, 0.053), bias_std=0.15,
         blur_sigma_range=(0.4 / spacing, 1.2 / spacing), noise_std_range=(0.013, 0.013), gamma_std=0.0,

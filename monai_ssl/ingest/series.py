@@ -3,6 +3,7 @@ with the same voxel order and RAS affine as MONAI's ITK reader."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -133,8 +134,6 @@ def split_volumes(records: Sequence[dict]) -> list[list[dict]]:
 def pixel_digest(path: str) -> str:
     """SHA-256 of a file's *decoded* pixel data (with its shape and type): the same image stored in two lossless
     transfer syntaxes has one digest. A file that cannot be decoded gets a digest of its path (no copy of any)."""
-    import hashlib
-
     files = _DecodedFiles()
     try:
         files._decode(path)

@@ -5,7 +5,7 @@ mean intensity and texture, then adds a smooth multiplicative bias field, a rand
 a gamma change. Every draw is a new "scan" of the same anatomy in a new contrast (domain randomisation), so a
 handful of anatomies gives an unlimited stream of images. With a contrast prior, the means are drawn around a
 given contrast instead (e.g. T1: white matter brighter than grey matter, CSF darkest), the one generator behind
-both the pretraining pool's scans and :func:`monai_ssl.data.synthesize_t1`.
+both the pretraining pool's scans and :func:`monai_ssl.data.synthesis.synthesize_t1`.
 
 Reference:
     Billot et al., "SynthSeg: Segmentation of brain MRI scans of any contrast and resolution without
