@@ -59,24 +59,27 @@ def test_too_small_inputs_give_a_clear_error():
 
 def test_the_refused_size_is_where_bf16_convolution_gradients_break():
     """Why the bottom of the encoder must keep 3 voxels per axis: with bf16 autocast on a CPU, the weight gradient
-    of a 3x3x3 convolution on a 2-voxel axis is intermittently non-finite (PyTorch 2.13, oneDNN); float32 and 3
-    voxels are not affected."""
+    of a 3x3x3 convolution on a 2-voxel axis is intermittently non-finite (PyTorch 2.13, oneDNN: 42-67 calls in
+    1,000 here, so 60 calls missed it about 1 time in 12); float32 and 3 voxels are not affected."""
     if not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bf16 instructions (the bundles keep float32 there)")
 
-    def non_finite_weight_gradients(size: int, bf16: bool) -> int:
+    def non_finite_weight_gradients(size: int, bf16: bool, calls: int = 1000, stop_at_first: bool = False) -> int:
         torch.manual_seed(0)
         count = 0
-        for _ in range(60):
+        for _ in range(calls):
             conv = torch.nn.Conv3d(16, 16, 3, padding=1)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 output = conv(torch.randn(16, 16, size, size, size))
             output.float().square().mean().backward()
             count += not torch.isfinite(conv.weight.grad).all()
+            if stop_at_first and count:
+                break
         return count
 
-    assert non_finite_weight_gradients(2, bf16=True) > 0
-    assert non_finite_weight_gradients(2, bf16=False) == 0 and non_finite_weight_gradients(3, bf16=True) == 0
+    assert non_finite_weight_gradients(2, bf16=True, stop_at_first=True) > 0
+    assert non_finite_weight_gradients(2, bf16=False, calls=200) == 0
+    assert non_finite_weight_gradients(3, bf16=True, calls=200) == 0
 
 
 def test_unknown_network_and_a_new_adapter():
