@@ -57,14 +57,15 @@ def test_too_small_inputs_give_a_clear_error():
             adapter.check_input_size(shape)
 
 
-def test_the_refused_size_is_where_bf16_convolution_gradients_break():
+def test_the_sizes_set_up_allows_give_finite_bf16_convolution_gradients():
     """Why the bottom of the encoder must keep 3 voxels per axis: with bf16 autocast on a CPU, the weight gradient
     of a 3x3x3 convolution on a 2-voxel axis is intermittently non-finite (PyTorch 2.13, oneDNN: 42-67 calls in
-    1,000 here, so 60 calls missed it about 1 time in 12); float32 and 3 voxels are not affected."""
+    1,000 in one process here, none in 1,000 in another, so it depends on the process's state and is not asserted);
+    3-voxel axes, which set-up allows, and float32 are not affected."""
     if not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bf16 instructions (the bundles keep float32 there)")
 
-    def non_finite_weight_gradients(size: int, bf16: bool, calls: int = 1000, stop_at_first: bool = False) -> int:
+    def non_finite_weight_gradients(size: int, bf16: bool, calls: int) -> int:
         torch.manual_seed(0)
         count = 0
         for _ in range(calls):
@@ -73,11 +74,8 @@ def test_the_refused_size_is_where_bf16_convolution_gradients_break():
                 output = conv(torch.randn(16, 16, size, size, size))
             output.float().square().mean().backward()
             count += not torch.isfinite(conv.weight.grad).all()
-            if stop_at_first and count:
-                break
         return count
 
-    assert non_finite_weight_gradients(2, bf16=True, stop_at_first=True) > 0
     assert non_finite_weight_gradients(2, bf16=False, calls=200) == 0
     assert non_finite_weight_gradients(3, bf16=True, calls=200) == 0
 

@@ -104,8 +104,8 @@ class EncoderAdapter:
 
         Why 3: the 3x3x3 convolutions there see mostly zero padding on a 1- or 2-voxel axis, so the task learns
         little from such inputs; and on 2-voxel axes, PyTorch 2.13's bf16 CPU convolution returns non-finite weight
-        gradients intermittently (about 1 step in 10, reproduced in ``tests/test_adapters.py``), the cause of the
-        skipped steps of small pretraining settings.
+        gradients intermittently (4-7 % of calls in one process, none in another), the cause of the skipped steps
+        of small pretraining settings.
         """
         deepest = self.deepest_shape(spatial_shape)
         if min(deepest) < MIN_DEEPEST_SIZE:
