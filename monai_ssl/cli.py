@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from monai_ssl.ingest.series import FOUR_D_MODES
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -42,6 +42,10 @@ def _index(args: argparse.Namespace) -> int:
     common = dict(cache_dir=args.cache_dir, modalities=args.modality, min_slices=args.min_slices,
                   salt_file=args.salt_file, four_d=args.four_d, max_volumes_per_series=args.max_volumes_per_series)
     if args.source.startswith(DICOMWEB_SCHEME):
+        if args.shard:
+            print("monai-ssl index: --shard splits a folder; split a DICOMweb source by study date instead "
+                  "(--study-date-from/--study-date-to, one range per job), then merge.", file=sys.stderr)
+            return 2
         try:
             summary = index_dicomweb(args.source, args.out, study_date_from=args.study_date_from,
                                      study_date_to=args.study_date_to, limit=args.limit, timeout=args.timeout,
@@ -57,13 +61,29 @@ def _index(args: argparse.Namespace) -> int:
                   f"folder {args.source}.", file=sys.stderr)
             return 2
         summary = index_archive(args.source, args.out, workers=args.workers, report_paths=args.report_paths,
-                                **common)
+                                shard=args.shard, **common)
+    # a small archive leaves some shards without series: not a failure of the job array; the merge checks the whole
+    return _report(summary, "index", empty_fails=args.shard is None)
+
+
+def _report(summary, command: str, empty_fails: bool = True) -> int:
     print(summary.text())
     print(f"datalist: {summary.datalist_path}\nreport: {summary.report_path}")
     if summary.nothing_accepted():  # an empty datalist is a failure, not a success to build on
-        print(f"monai-ssl index: {summary.nothing_accepted()}", file=sys.stderr)
-        return 1
+        print(f"monai-ssl {command}: {summary.nothing_accepted()}", file=sys.stderr)
+        return 1 if empty_fails else 0
     return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from monai_ssl.ingest import merge_indexes
+
+    try:
+        summary = merge_indexes(args.datalists, args.out)
+    except ValueError as error:  # inputs that cannot be joined: the reason is the last line, not a traceback
+        print(f"monai-ssl merge: {error}", file=sys.stderr)
+        return 2
+    return _report(summary, "merge")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -76,7 +96,17 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _shard(text: str):
+    from monai_ssl.ingest import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (each command's function is its ``run`` default)."""
     parser = argparse.ArgumentParser(prog="monai-ssl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -121,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     index.add_argument("--report-paths", action="store_true",
                        help="name skipped files by their path in the archive in the report (folder names may "
                        "carry patient names; off by default: items are salted hashes)")
+    index.add_argument("--shard", type=_shard, metavar="I/N",
+                       help="index only part I of N of the folder (0 <= I < N), one job of an array; a DICOM series "
+                       "is never split (its shard follows its Series Instance UID). Join the parts with `monai-ssl "
+                       "merge`")
     web = index.add_argument_group("DICOMweb source")
     web.add_argument("--study-date-from", metavar="YYYYMMDD", help="only studies from this date")
     web.add_argument("--study-date-to", metavar="YYYYMMDD", help="only studies up to this date")
@@ -128,6 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     web.add_argument("--timeout", type=float, default=60.0, help="seconds to wait on each request (default: 60)")
     web.add_argument("--retries", type=int, default=3, help="retries of a failed request (default: 3)")
     index.set_defaults(run=_index)
+
+    merge = commands.add_parser(
+        "merge", help="join the datalists of several indexes (the shards of an archive) into one",
+        description="Join datalists written by `monai-ssl index` (each with its report beside it) into one datalist "
+        "and report, as a single run would have written them: the shards of one archive (all of them, once each), "
+        "or indexes of a DICOMweb service over separate date ranges. A series found in several inputs is kept "
+        "once and reported as duplicate_series.")
+    merge.add_argument("datalists", nargs="+", metavar="DATALIST", help="the datalists to join")
+    merge.add_argument("--out", required=True, help="merged datalist JSON to write; the report goes beside it")
+    merge.set_defaults(run=_merge)
 
     export = commands.add_parser(
         "export", help="write a pretraining checkpoint as a bundle's models/model.pt (plain state_dict)")
@@ -139,7 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "to continue pretraining from")
     export.set_defaults(run=_export)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.run(args)
 

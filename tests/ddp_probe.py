@@ -2,7 +2,8 @@
 records what the tests check to ``<out>/rank<N>.json``.
 
 Usage: ``torchrun ... tests/ddp_probe.py CONFIGS_DIR OUT_DIR MODE OVERRIDES_JSON`` with MODE
-``data`` (the rank's partition of the training files and its first batch's pseudo-labels), ``freeze`` (a digest
+``data`` (the rank's partition of the training files and its first batch's pseudo-labels), ``losses`` (the
+training files of the rank and its loss at every iteration), ``freeze`` (a digest
 of the encoder when training starts and after each epoch) or ``guard`` (rank 1's first input batch turned to NaN: the
 steps each rank skipped, and a digest of its network afterwards).
 """
@@ -46,6 +47,13 @@ def main(configs: str, out: str, mode: str, overrides: dict) -> None:
         record["files"] = [next(iter(entry.values())) for entry in flow.parser.get_parsed_content("train#dataset#files")]
         batch = next(iter(flow.parser.get_parsed_content("train#dataloader")))
         record["labels"] = {k: v.tolist() for k, v in batch.items() if k.endswith("_label") and v.ndim == 1}
+    elif mode == "losses":
+        record["files"] = [next(iter(entry.values())) for entry in flow.parser.get_parsed_content("train#dataset#files")]
+        trainer = flow.parser.get_parsed_content("train#trainer")
+        record["losses"] = []
+        trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                                  lambda engine: record["losses"].append(engine.state.output["loss"].item()))
+        flow.run()
     elif mode == "freeze":
         network = flow.parser.get_parsed_content("network_def")
         trainer = flow.parser.get_parsed_content("train#trainer")
@@ -64,8 +72,9 @@ def main(configs: str, out: str, mode: str, overrides: dict) -> None:
         record["finite"] = all(bool(torch.isfinite(p).all()) for p in network.parameters())
         record["network"] = _digest(network.parameters())
     else:
-        raise ValueError(f"mode must be 'data', 'freeze' or 'guard', got {mode!r}.")
+        raise ValueError(f"mode must be 'data', 'losses', 'freeze' or 'guard', got {mode!r}.")
     rank = dist.get_rank()
+    record["rank"], record["node_rank"] = rank, int(os.environ.get("GROUP_RANK", "0"))
     flow.finalize()
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(record, f)

@@ -40,6 +40,50 @@ def probe(tmp_path, configs, mode: str, overrides: dict) -> list[dict]:
     return [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_train_as_one_node_with_the_same_global_batch(tmp_path):
+    """Two torchrun launchers acting as two nodes of one process each (c10d rendezvous on loopback, gloo) give the
+    losses of one node running two processes, iteration by iteration; each node reads only its partition."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from tests.helpers import REPO
+
+    overrides = {**TINY_PRETRAINING, "epoch_length": 3}
+    (tmp_path / "one_node").mkdir()
+    one_node = probe(tmp_path / "one_node", PRETRAINING, "losses", overrides)
+    out = tmp_path / "two_nodes"
+    out.mkdir()
+    port = free_port()
+    launchers = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+         f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=monai-ssl-test", "--max_restarts=0",
+         str(REPO / "tests" / "ddp_probe.py"), str(PRETRAINING), str(out), "losses",
+         json.dumps({**overrides, **outputs(out)})],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}) for _ in range(2)]
+    logs = [launcher.communicate(timeout=300)[0] for launcher in launchers]
+    assert all(launcher.returncode == 0 for launcher in launchers), "\n".join(log[-3000:] for log in logs)
+    two_nodes = sorted((json.loads((out / f"rank{rank}.json").read_text()) for rank in (0, 1)),
+                       key=lambda record: record["rank"])
+    assert {record["node_rank"] for record in two_nodes} == {0, 1}  # one process on each node
+    names = lambda record: [Path(f).name for f in record["files"]]  # noqa: E731 - each run has its demo folder
+    assert [names(r) for r in two_nodes] == [names(r) for r in one_node]
+    assert not set(two_nodes[0]["files"]) & set(two_nodes[1]["files"])
+    for node, single in zip(two_nodes, one_node):
+        assert len(node["losses"]) == overrides["epoch_length"] * overrides.get("max_epochs", 1)
+        assert node["losses"] == pytest.approx(single["losses"], rel=1e-6)
+
+
 def test_each_rank_draws_its_own_samples_from_its_own_partition(tmp_path):
     """Seeds differ per rank (seed + rank) and each rank caches and reads only its partition of the files."""
     first, second = probe(tmp_path, PRETRAINING, "data", TINY_PRETRAINING)

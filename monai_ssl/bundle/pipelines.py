@@ -30,6 +30,7 @@ from monai.transforms import (
 )
 from torch.utils.data import ConcatDataset
 
+from monai_ssl.bundle.cache import CACHE_MODES, choose_cache
 from monai_ssl.bundle.data_sources import IMAGE_KEY, LABEL_MAP_KEY
 from monai_ssl.networks.adapters import get_adapter
 from monai_ssl.pretext_model import PretextModel
@@ -112,7 +113,7 @@ def pretext_dataset(
     spacing: Sequence[float] | None,
     roi_size: Sequence[int],
     samples_per_volume: int = 4,
-    cache: str = "memory",
+    cache: str = "auto",
     cache_dir: str | None = None,
     num_workers: int = 0,
     synthesis_args: Mapping[str, Any] | None = None,
@@ -132,7 +133,9 @@ def pretext_dataset(
         modality, spacing, roi_size: see :func:`preprocessing`.
         samples_per_volume: random crops cut from each loaded volume per epoch.
         cache: ``"memory"`` (``CacheDataset``), ``"disk"`` (``PersistentDataset`` in ``cache_dir``, for archives
-            larger than memory; its file names are hashes, never patient data) or ``"none"``.
+            larger than memory; its file names are hashes, never patient data), ``"none"``, or ``"auto"``: memory
+            while the preprocessed pool takes at most half the available memory, else disk
+            (:func:`~monai_ssl.bundle.cache.choose_cache`, logged).
         cache_dir: folder of the disk cache.
         num_workers: workers filling the memory cache.
         synthesis_args: arguments of :py:class:`RandLabelMapSynthesisd` for the label-map entries.
@@ -140,6 +143,8 @@ def pretext_dataset(
     """
     if samples_per_volume < 1:
         raise ValueError(f"samples_per_volume must be >= 1, got {samples_per_volume}.")
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}.")
     check_pretext_setup(model, roi_size)
     # each volume's id rides along with its crops, so that the tasks that contrast samples never take a crop of the
     # same volume for another volume; a digest of its path, not its place in the list, so that a disk cache (keyed
@@ -149,6 +154,11 @@ def pretext_dataset(
     label_maps = [e for e in entries if LABEL_MAP_KEY in e]
     if len(images) + len(label_maps) != len(files):
         raise ValueError(f"every pretraining entry needs an {IMAGE_KEY!r} or a {LABEL_MAP_KEY!r} path.")
+    if cache == "auto" and entries:
+        cache = choose_cache(entries, spacing)
+    if cache == "disk" and not cache_dir:
+        raise ValueError("the disk cache (cache='disk', or 'auto' for a pool this size, see the log) needs a "
+                         "cache_dir.")
     datasets = []
     if images:
         transforms = [
@@ -249,12 +259,8 @@ def _cached(files: list[dict], transforms: list, cache: str, cache_dir: str | No
     if cache == "memory":
         return CacheDataset(files, pipeline, num_workers=num_workers, progress=False)
     if cache == "disk":
-        if not cache_dir:
-            raise ValueError("cache='disk' needs a cache_dir.")
         return PersistentDataset(files, pipeline, cache_dir=cache_dir)
-    if cache == "none":
-        return Dataset(files, pipeline)
-    raise ValueError(f"cache must be 'memory', 'disk' or 'none', got {cache!r}.")
+    return Dataset(files, pipeline)
 
 
 def place_network(network: torch.nn.Module, device: str | torch.device, channels_last: bool) -> torch.nn.Module:

@@ -27,6 +27,7 @@ from monai_ssl.ingest.indexer import (
     check_index_options,
     index_files,
     load_or_create_salt,
+    salt_check,
     write_index,
 )
 from monai_ssl.ingest.records import salted_hash
@@ -171,7 +172,8 @@ def index_dicomweb(
     except requests.RequestException as error:
         raise DicomwebUnavailable(f"the DICOMweb server at {host} did not answer the series query "
                                   f"({type(error).__name__}); check the URL, the network and the credentials.")
-    summary = IndexSummary(datalist_path=out, report_path=os.path.splitext(out)[0] + "_report.json")
+    summary = IndexSummary(datalist_path=out, report_path=os.path.splitext(out)[0] + "_report.json",
+                           salt_check=salt_check(salt))
     entries, skipped = [], []
     fetched = 0
     for done, (study, series) in enumerate(tqdm(listed, desc="series", unit=" series", disable=not progress)):

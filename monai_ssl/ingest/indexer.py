@@ -7,6 +7,8 @@ reason code in the report; none stops the run.
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import logging
 import os
@@ -30,6 +32,7 @@ from monai_ssl.ingest.records import (
     read_file_record,
     read_nifti_bytes,
     salted_hash,
+    shard_key,
     walk_files,
 )
 from monai_ssl.ingest.series import (
@@ -44,7 +47,7 @@ from monai_ssl.ingest.series import (
 )
 from monai_ssl.utils import atomic_path, atomic_write_text
 
-__all__ = ["IndexSummary", "index_archive", "load_or_create_salt", "default_salt_path"]
+__all__ = ["IndexSummary", "Shard", "index_archive", "merge_indexes", "load_or_create_salt", "default_salt_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +58,42 @@ _RECORD_FIELDS = ("path", "sop_class", "modality", "image_type", "series_uid", "
 _JSON_FIELDS = ("pixel_spacing", "orientation", "position", "volume_tags", "rescale")
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (from 0) of ``count`` parts of an archive: the files whose
+    :func:`~monai_ssl.ingest.records.shard_key` hashes to it. A DICOM series is never split: its key is its Series
+    Instance UID, wherever its files lie. Shards balance series, not files."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"a shard is INDEX/COUNT with 0 <= INDEX < COUNT (0/4, 1/4, 2/4 and 3/4 cover an "
+                             f"archive in 4 parts), got {self.index}/{self.count}.")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"i/n"``: e.g. ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`` or ``$JOB_COMPLETION_INDEX/N``."""
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard takes INDEX/COUNT, e.g. 0/4 for the first of 4 shards, got {text!r}.") from None
+        return cls(index, count)
+
+    def owns(self, key: str) -> bool:
+        return int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) % self.count == self.index
+
+
+def salt_check(salt: str) -> str:
+    """A salted digest of a constant, written in every report: indexes can be merged only when their keys come from
+    one salt, and this tells without revealing it."""
+    return salted_hash(salt, "salt-check")[:16]
+
+
 @dataclass
 class IndexSummary:
-    """Outcome of :func:`index_archive`."""
+    """Outcome of :func:`index_archive`, :func:`merge_indexes` or an index of a DICOMweb service."""
 
     accepted: int = 0
     volumes: int = 0
@@ -65,6 +101,8 @@ class IndexSummary:
     files: int = 0
     datalist_path: str = ""
     report_path: str = ""
+    salt_check: str = ""
+    shard: Shard | None = None
 
     def text(self) -> str:
         volumes = f" ({self.volumes} volumes)" if self.volumes != self.accepted else ""
@@ -169,12 +207,14 @@ def _bounded_map(executor: Executor | None, function: Callable, items: Iterable,
 
 
 class _ReadRecord:
-    """Picklable ``read_file_record`` with the salt bound."""
+    """Picklable ``read_file_record`` with the salt bound; ``None`` for a file of another shard."""
 
-    def __init__(self, salt: str) -> None:
-        self.salt = salt
+    def __init__(self, salt: str, shard: Shard | None = None, root: str = "") -> None:
+        self.salt, self.shard, self.root = salt, shard, root
 
-    def __call__(self, path: str) -> dict:
+    def __call__(self, path: str) -> dict | None:
+        if self.shard is not None and not self.shard.owns(shard_key(path, self.root)):
+            return None
         return read_file_record(path, self.salt)
 
 
@@ -323,6 +363,7 @@ def index_archive(
     salt_file: str | None = None,
     four_d: str = "split",
     max_volumes_per_series: int = 20,
+    shard: Shard | str | None = None,
 ) -> IndexSummary:
     """Index an archive of DICOM and NIfTI files into a MONAI datalist and a cache of NIfTI volumes.
 
@@ -345,10 +386,16 @@ def index_archive(
         report_paths: list skipped files by their path relative to the archive in the report. Off by default,
             since folder names in hospital exports can carry patient names; items are then salted hashes.
         progress: show progress bars.
+        shard: index only this part of the archive (a :py:class:`Shard` or ``"i/n"``), for one job of an array
+            (Slurm, a Kubernetes indexed Job); every file is still examined far enough to find its shard (its
+            Series Instance UID). :func:`merge_indexes` joins the shards' datalists into the one datalist a single
+            run gives. Shards may share ``cache_dir``: their series differ.
 
     Returns:
         an :py:class:`IndexSummary`; its text is the summary printed by the command line.
     """
+    if isinstance(shard, str):
+        shard = Shard.parse(shard)
     if not os.path.isdir(archive_dir):
         raise ValueError(f"archive {archive_dir!r} is not a folder.")
     check_index_options(four_d, max_volumes_per_series)
@@ -363,21 +410,24 @@ def index_archive(
                        "longer read. To keep the keys it gave, move it out of the cache and pass it with --salt-file.",
                        legacy_salt)
     modalities = [m.upper() for m in modalities] if modalities else None
-    summary = IndexSummary(datalist_path=out, report_path=os.path.splitext(out)[0] + "_report.json")
+    summary = IndexSummary(datalist_path=out, report_path=os.path.splitext(out)[0] + "_report.json",
+                           salt_check=salt_check(salt), shard=shard)
 
     def item_name(path: str) -> str:
         relative = os.path.relpath(path, archive_dir)
         return relative if report_paths else "file:" + salted_hash(salt, "path", relative)[:16]
 
     options = IndexOptions(modalities, min_slices, four_d, max_volumes_per_series)
-    entries, skipped, summary.files = index_files(archive_dir, cache_dir, salt, options, workers, item_name, progress)
+    entries, skipped, summary.files = index_files(archive_dir, cache_dir, salt, options, workers, item_name, progress,
+                                                  shard)
     write_index(summary, entries, skipped)
     return summary
 
 
 def index_files(archive_dir: str, cache_dir: str, salt: str, options: IndexOptions, workers: int,
-                item_name: Callable[[str], str], progress: bool) -> tuple[list[dict], list[dict], int]:
-    """Read, group, validate and convert every file under ``archive_dir``.
+                item_name: Callable[[str], str], progress: bool,
+                shard: Shard | None = None) -> tuple[list[dict], list[dict], int]:
+    """Read, group, validate and convert every file under ``archive_dir`` (of ``shard`` only, if given).
 
     Returns the datalist entries (absolute image paths), the skipped items, and the number of files examined."""
     files_seen = 0
@@ -386,7 +436,10 @@ def index_files(archive_dir: str, cache_dir: str, salt: str, options: IndexOptio
         db = _open_database(os.path.join(scratch, "records.sqlite"))
         try:
             files = tqdm(walk_files(archive_dir), desc="files", unit=" files", disable=not progress)
-            for record in _bounded_map(executor, _ReadRecord(salt), files, window=4 * max(workers, 1)):
+            read = _ReadRecord(salt, shard, archive_dir)
+            for record in _bounded_map(executor, read, files, window=4 * max(workers, 1)):
+                if record is None:  # another shard's file
+                    continue
                 files_seen += 1
                 if record["kind"] == DICOM:
                     # one row per slice: a mosaic's tiles and a multi-frame object's frames are slices too
@@ -421,11 +474,94 @@ def write_index(summary: IndexSummary, entries: list[dict], skipped: list[dict])
     # a series' volumes stay together and in order
     order = lambda e: (e["series"], e["volume"] if isinstance(e.get("volume"), int) else -1)  # noqa: E731
     _write_json(summary.datalist_path, {"training": sorted(relative_to_out, key=order)})
-    _write_json(summary.report_path, {
-        "files": summary.files, "accepted_series": summary.accepted, "volumes": summary.volumes,
-        "skipped_counts": dict(sorted(summary.skipped.items())), "skipped": sorted(skipped, key=lambda s: s["item"]),
-    })
+    report = {"files": summary.files, "accepted_series": summary.accepted, "volumes": summary.volumes,
+              "skipped_counts": dict(sorted(summary.skipped.items())),
+              "skipped": sorted(skipped, key=lambda s: (s["item"], s["reason"], s["detail"])), "salt_check": summary.salt_check}
+    if summary.shard is not None:
+        report["shard"] = {"index": summary.shard.index, "count": summary.shard.count}
+    _write_json(summary.report_path, report)
     logger.info("%s", summary.text().replace("\n", "; "))
+
+
+def merge_indexes(datalists: Sequence[str], out: str) -> IndexSummary:
+    """Join the outputs of several indexes (the shards of one archive, or DICOMweb runs over separate study dates)
+    into one datalist and report, as one run would have written them.
+
+    A series indexed by more than one input (overlapping date ranges, an archive indexed twice) is kept once, from
+    the first input that has it, and the others are reported as ``duplicate_series``. Image paths are rewritten
+    relative to ``out``; the volumes stay in their caches.
+
+    Args:
+        datalists: the datalists to join, each with its report beside it (``<name>_report.json``). Glob patterns
+            are expanded (for callers without a shell); the reports they match are left out.
+        out: the merged datalist; its report goes beside it.
+
+    Raises:
+        ValueError: an input or its report is missing; the inputs were made with different salts (their keys
+            cannot be matched); or they are shards of an archive but not all of them, once each.
+    """
+    paths = [os.path.abspath(p) for pattern in datalists for p in (sorted(glob.glob(pattern)) or [pattern])]
+    # `shard_*.json` also matches the shards' reports
+    reports = {os.path.splitext(p)[0] + "_report.json" for p in paths}
+    paths = [p for p in paths if p not in reports]
+    if not paths:
+        raise ValueError("give the datalists to merge (e.g. out/shard_*.json).")
+    inputs = []
+    for path in paths:
+        report_path = os.path.splitext(path)[0] + "_report.json"
+        for needed in (path, report_path):
+            if not os.path.isfile(needed):
+                raise ValueError(f"{needed} does not exist: merge takes the datalists written by `monai-ssl index`, "
+                                 "each with its report beside it.")
+        with open(path) as f, open(report_path) as r:
+            inputs.append((path, json.load(f), json.load(r)))
+    checks = {report.get("salt_check") for _, _, report in inputs}
+    if len(checks) != 1 or None in checks:
+        raise ValueError("these indexes were made with different salts (or by a monai-ssl too old to say), so the "
+                         "same series has different keys in them; index every part with one --salt-file.")
+    _check_shards(paths, [report.get("shard") for _, _, report in inputs])
+    out = os.path.abspath(out)
+    summary = IndexSummary(datalist_path=out, report_path=os.path.splitext(out)[0] + "_report.json",
+                           salt_check=checks.pop())
+    entries, skipped, seen = [], [], set()
+    for path, datalist, report in inputs:
+        summary.files += report["files"]
+        skipped += report["skipped"]
+        for entry in datalist["training"]:
+            key = (entry["series"], entry.get("volume"))
+            if key in seen:
+                skipped.append({"item": "series:" + entry["series"][:16], "reason": "duplicate_series",
+                                "detail": "indexed by more than one of the merged indexes; the first one's volume "
+                                "is kept"})
+                continue
+            seen.add(key)
+            entries.append({**entry, "image": os.path.normpath(os.path.join(os.path.dirname(path), entry["image"]))})
+    write_index(summary, entries, skipped)
+    return summary
+
+
+def _check_shards(paths: Sequence[str], shards: Sequence[dict | None]) -> None:
+    """Shards merge only as a complete set, each once; indexes that are not shards merge freely."""
+    if all(shard is None for shard in shards):
+        return
+    if any(shard is None for shard in shards):
+        raise ValueError("some of these indexes are shards of an archive (--shard) and some are not; merge the "
+                         "shards of one archive on their own first.")
+    counts = {shard["count"] for shard in shards}
+    if len(counts) != 1:
+        raise ValueError(f"these shards split an archive in different numbers of parts ({sorted(counts)}); index "
+                         "every shard with the same --shard i/N.")
+    count = counts.pop()
+    indices = Counter(shard["index"] for shard in shards)
+    repeated = sorted(i for i, n in indices.items() if n > 1)
+    missing = sorted(set(range(count)) - set(indices))
+    if repeated:
+        names = [p for p, shard in zip(paths, shards) if shard["index"] in repeated]
+        raise ValueError(f"shard(s) {repeated} of {count} given more than once: {names}.")
+    if missing:
+        raise ValueError(f"shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing: run `monai-ssl index "
+                         f"SOURCE --shard i/{count}` for them (or check that their jobs finished), then merge all "
+                         f"{count}.")
 
 
 def _drop_copies_of_instances(db: sqlite3.Connection, item_name: Callable[[str], str]) -> None:

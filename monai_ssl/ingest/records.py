@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["salted_hash", "walk_files", "read_file_record", "expand_slices", "read_nifti_bytes", "NIFTI", "DICOM",
-           "SKIPPED"]
+__all__ = ["salted_hash", "walk_files", "read_file_record", "expand_slices", "read_nifti_bytes", "shard_key", "NIFTI",
+           "DICOM", "SKIPPED"]
 
 NIFTI, DICOM, SKIPPED = "nifti", "dicom", "skipped"
 # attributes that tell apart the volumes of a 4D series (fMRI, perfusion, diffusion) at one slice position
@@ -376,6 +376,29 @@ def _classify(path: str, salt: str) -> dict:
             named = " named like DICOM" if path.lower().endswith((".dcm", ".dicom", ".ima")) else ""
             record = _skip("not_dicom", f"neither DICOM nor NIfTI content{named}")
     return record
+
+
+def shard_key(path: str, root: str) -> str:
+    """What decides the shard of a file when an archive is indexed in parts (``monai-ssl index --shard``): the
+    Series Instance UID of a DICOM file, so that all the files of a series meet in one shard wherever they lie (a
+    series spread over folders, a series exported twice); for any other file its path relative to ``root``.
+
+    Reads the header up to that one attribute; never raises. Every shard computes the same key for a file, so each
+    file is indexed (or reported) by exactly one shard.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(352)
+        if not _is_nifti(head, path) and _looks_like_dicom(head):
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=head[128:132] != b"DICM",
+                                 specific_tags=["SeriesInstanceUID"])
+            # as the indexer groups them: files without the attribute form one group
+            return "series:" + str(ds.get("SeriesInstanceUID", "") or "")
+    except Exception:  # noqa: BLE001 - an unreadable file is indexed, and reported, by the shard of its path
+        pass
+    return "path:" + os.path.relpath(path, root)
 
 
 def read_file_record(path: str, salt: str) -> dict:
