@@ -62,7 +62,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from monai_ssl import list_tasks  # noqa: E402
-from monai_ssl.data.muse import MUSE_GROUPINGS, label_names as muse_label_names, label_sources  # noqa: E402
+from monai_ssl.data.muse import (  # noqa: E402
+    MUSE_GROUPINGS,
+    MUSE_LATERAL_PAIRS,
+    label_names as muse_label_names,
+    label_sources,
+)
 from monai_ssl.data.synthesis import BRAIN_REGIONS, group_labels, synthesize_t1  # noqa: E402
 from monai_ssl.demo import find_bundles_dir, run_bundle  # noqa: E402
 from monai_ssl.utils import atomic_path  # noqa: E402
@@ -445,6 +450,7 @@ def main() -> None:
                     continue  # synthesis paints atlas label maps: the IXI datasets only
                 spec = data[dataset]
                 overrides = dict(args.fine_tune_overrides, label_sources=spec["label_sources"],
+                                 lateral_pairs=spec["lateral_pairs"],
                                  synthesis_prob=SYNTHESIS_PROB if arm.endswith(SYNTHSEG) else 0.0)
                 for setting, fold, labelled in spec["draws"](preset):
                     print(f"{dataset}: {arm}, {setting} labelled, fold {fold}, seed {seed}", flush=True)
@@ -471,6 +477,7 @@ def load_datasets(args, data_root: Path, work: Path) -> dict[str, dict]:
         for grouping, groups in MUSE_GROUPINGS.items():
             data[f"ixi_{grouping}"] = {
                 "label_names": muse_label_names(groups), "label_groups": {}, "label_sources": label_sources(groups),
+                "lateral_pairs": [list(pair) for pair in MUSE_LATERAL_PAIRS],
                 "in_channels": 1, "evaluation": evaluation, "tuning": tuning,
                 "draws": lambda preset, pool=labelled_pool: [
                     (count, fold, labelled_draw(pool, fold, count))
@@ -488,7 +495,7 @@ def load_datasets(args, data_root: Path, work: Path) -> dict[str, dict]:
         train_subjects = brats_subjects(data_root, brats_train)
         data["tumour"] = {
             "label_names": {"background": 0, "necrosis": 1, "oedema": 2, "non_enhancing": 3, "enhancing": 4},
-            "label_groups": TUMOUR_REGIONS, "label_sources": None, "in_channels": 2,
+            "label_groups": TUMOUR_REGIONS, "label_sources": None, "lateral_pairs": None, "in_channels": 2,
             "evaluation": brats_subjects(data_root, brats_eval), "tuning": train_subjects[1:],
             "draws": lambda preset: [(1, fold, [s]) for fold, s in enumerate(train_subjects)],
             "describe": f"fine-tuned on each of {brats_train} (one fold each), evaluated on {brats_eval}"}
@@ -496,7 +503,7 @@ def load_datasets(args, data_root: Path, work: Path) -> dict[str, dict]:
         regions = synthesise_regions(data_root, work, sorted(set(args.regions_train + args.regions_eval)))
         data["synthetic_regions"] = {
             "label_names": {"background": 0, **{name: i for i, name in enumerate(BRAIN_REGIONS, start=1)}},
-            "label_groups": {}, "label_sources": None, "in_channels": 1,
+            "label_groups": {}, "label_sources": None, "lateral_pairs": None, "in_channels": 1,
             "evaluation": [regions[s] for s in args.regions_eval],
             "tuning": [regions[s] for s in args.regions_train[-3:]],
             "draws": lambda preset: [(c, 0, [regions[s] for s in args.regions_train[:c]])
@@ -519,7 +526,7 @@ def choose_budget(args, preset, bundles, work, data) -> None:
             continue
         result = fine_tune(bundles, work, dataset, f"budget_{dataset}", labelled, spec["tuning"], probe,
                            preset["seeds"][0], None, spec["label_names"], spec["label_groups"], spec["in_channels"],
-                           dict(label_sources=spec["label_sources"]))
+                           dict(label_sources=spec["label_sources"], lateral_pairs=spec["lateral_pairs"]))
         lines.append(report_budget(dataset, f"labelled {[s['name'] for s in labelled]}, validated on tuning "
                                    f"subjects {[s['name'] for s in spec['tuning']]}", result["curve"]))
     text = "\n".join(["# Fine-tuning budget (scratch, training subjects only)", "",

@@ -43,3 +43,21 @@ def test_synthesis_replaces_the_share_of_images_asked_for():
     assert segmentation_synthesis(0.0) == []
     with pytest.raises(ValueError, match="synthesis_prob must be in"):
         segmentation_synthesis(1.5)
+
+
+def test_the_bundle_synthesises_from_the_classes_not_the_atlas_ids(tmp_path):
+    """In the segmentation bundle's training pipeline the synthesis comes after the label mapping: one intensity per
+    class and draw, not a patchwork of the atlas ids inside a class."""
+    from monai.bundle import ConfigParser
+    from monai.transforms import MapLabelValued
+
+    from monai_ssl.transforms import RandLabelMapSynthesisd
+    from tests.helpers import SEGMENTATION
+
+    parser = ConfigParser()
+    parser.read_config(str(SEGMENTATION / "train.json"))
+    parser.update({"label_names": NAMES, "label_sources": {"grey": [100, 101], "white": [81]}, "synthesis_prob": 1.0,
+                   "bundle_root": str(tmp_path)})
+    transforms = parser.get_parsed_content("train#preprocessing").transforms
+    kinds = [type(t) for t in transforms]
+    assert kinds.index(MapLabelValued) < kinds.index(RandLabelMapSynthesisd)

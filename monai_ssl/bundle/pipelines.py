@@ -16,12 +16,14 @@ from monai.transforms import (
     CropForegroundd,
     DeleteItemsd,
     EnsureTyped,
+    Flipd,
     Identityd,
     LoadImaged,
     MapLabelValued,
     MapTransform,
     OneOf,
     Orientationd,
+    RandFlipd,
     RandSpatialCropSamplesd,
     ScaleIntensityRanged,
     ScaleIntensityRangePercentilesd,
@@ -44,6 +46,7 @@ __all__ = [
     "preprocessing",
     "pretext_dataset",
     "label_map_preprocessing",
+    "left_right_flip",
     "segmentation_label_mapping",
     "segmentation_synthesis",
     "check_pretext_setup",
@@ -232,13 +235,40 @@ def segmentation_label_mapping(
                            dtype=torch.uint8)]
 
 
+def left_right_flip(lateral_pairs: Sequence[Sequence[int]] | None, prob: float = 0.5,
+                    keys: Sequence[str] = ("image", "label"), label_key: str = "label") -> MapTransform:
+    """A random left-right flip of a training crop (axis 0 of RAS), which swaps the label ids of ``lateral_pairs``
+    with it: a flipped left hippocampus is a right one. Without pairs, MONAI's ``RandFlipd``, right for label sets
+    that do not tell the sides apart.
+
+    Args:
+        lateral_pairs: ``[[right_id, left_id], ...]`` as they are in the label files (before ``label_sources`` maps
+            them; MUSE's: :data:`monai_ssl.data.muse.MUSE_LATERAL_PAIRS`), or ``None``.
+        prob: probability of the flip.
+        keys: the image and label keys flipped.
+        label_key: the key whose ids are swapped.
+    """
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"the flip probability must be in [0, 1], got {prob}.")
+    if lateral_pairs is None:
+        return RandFlipd(keys, prob=prob, spatial_axis=0)
+    pairs = [tuple(int(i) for i in pair) for pair in lateral_pairs]
+    ids = [i for pair in pairs for i in pair]
+    if any(len(pair) != 2 or pair[0] == pair[1] for pair in pairs) or len(set(ids)) != len(ids) or min(ids) < 0:
+        raise ValueError("lateral_pairs must be [[right_id, left_id], ...]: pairs of two different non-negative ids, "
+                         "each id in one pair only.")
+    swap = MapLabelValued(label_key, orig_labels=ids, target_labels=[i for r, l in pairs for i in (l, r)])
+    return OneOf([Compose([Flipd(keys, spatial_axis=0), swap]), Identityd(keys)], weights=[prob, 1.0 - prob])
+
+
 def segmentation_synthesis(prob: float, image_key: str = "image", label_key: str = "label") -> list[MapTransform]:
     """SynthSeg-style domain randomisation of labelled crops: with probability ``prob``, the labelled voxels of the
     image are repainted with a new random contrast from the crop's label map
     (:class:`~monai_ssl.transforms.RandLabelMapSynthesisd`, ``keep_unlabelled``: the voxels of label 0 keep the
     scan, since atlas label maps such as DLMUSE's cover the brain and not the head around it), the training image
-    otherwise. Place it before :func:`segmentation_label_mapping`, so that the synthesis paints every atlas id of
-    the label file apart. ``[]`` for ``prob == 0``.
+    otherwise. Place it after :func:`segmentation_label_mapping`, so that each class gets one intensity per draw,
+    as SynthSeg generates its images from the segmentation's labels: painted before, the 130 cortical MUSE ids of
+    one class became a patchwork that no scan shows. ``[]`` for ``prob == 0``.
 
     Reference:
         Billot et al., "SynthSeg: Segmentation of brain MRI scans of any contrast and resolution without

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["MUSE_COARSE", "MUSE_FINE", "MUSE_GROUPINGS", "label_names", "label_sources"]
+__all__ = ["MUSE_COARSE", "MUSE_FINE", "MUSE_GROUPINGS", "MUSE_LATERAL_PAIRS", "label_names", "label_sources"]
 
 _LOBE_GREY = {  # (right, left): MUSE's composites Frontal_GM_R/L, Limbic_GM_R/L, ... as listed with the atlas
     "frontal": ((102, 104, 112, 118, 120, 124, 136, 140, 142, 146, 150, 152, 162, 164, 172, 174, 178, 182, 186, 190,
@@ -64,6 +64,10 @@ MUSE_FINE: dict[str, tuple[int, ...]] = {
     "vermis": (71, 72, 73),
 }
 MUSE_GROUPINGS = {"coarse": MUSE_COARSE, "fine": MUSE_FINE}
+# (right id, left id) of every structure MUSE labels on both sides: a left-right flip of a training crop must swap
+# them (the segmentation bundle's lateral_pairs), or the fine grouping learns each side's name on both sides
+MUSE_LATERAL_PAIRS: tuple[tuple[int, int], ...] = tuple(
+    pair for right, left in [*_LOBE_GREY.values(), *_PAIRED.values()] for pair in zip(right, left))
 
 
 def label_names(groups: Mapping[str, Sequence[int]]) -> dict[str, int]:
