@@ -96,6 +96,22 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo_release(args: argparse.Namespace) -> int:
+    from monai_ssl.bundle.release import zoo_release
+
+    try:
+        written = zoo_release(args.bundle, args.url_prefix, args.out, args.name)
+    except ValueError as error:
+        print(f"monai-ssl zoo-release: {error}", file=sys.stderr)
+        return 2
+    folder = os.path.join(args.out, args.name or os.path.basename(os.path.abspath(args.bundle)))
+    print(f"Model Zoo folder: {folder} ({len(written['bundle'])} files, large_files.yml lists the weights)")
+    print(f"upload these to {args.url_prefix}:")
+    for asset in written["assets"]:
+        print(f"  {asset} ({os.path.getsize(asset) / 1e6:.1f} MB)")
+    return 0
+
+
 def _shard(text: str):
     from monai_ssl.ingest import Shard
 
@@ -172,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("datalists", nargs="+", metavar="DATALIST", help="the datalists to join")
     merge.add_argument("--out", required=True, help="merged datalist JSON to write; the report goes beside it")
     merge.set_defaults(run=_merge)
+
+    release = commands.add_parser(
+        "zoo-release", help="prepare a bundle for a Model Zoo pull request: weights as release assets",
+        description="Write OUT/NAME, the bundle folder as the Model Zoo takes it (no file over 1 MB; "
+        "large_files.yml lists models/model.pt, models/model.ts and any other weights with their URL and md5), "
+        "and OUT/assets, the weights (and the TorchScript export of network_def) to attach to a release at "
+        "URL_PREFIX. The repository keeps its weights.")
+    release.add_argument("bundle", metavar="BUNDLE", help="the bundle folder, e.g. bundles/pretext_pretraining")
+    release.add_argument("--url-prefix", required=True,
+                         help="where the assets will be downloaded from, e.g. "
+                         "https://github.com/ORG/monai-ssl/releases/download/v0.1.0")
+    release.add_argument("--out", required=True, help="a new folder for the Zoo folder and the assets")
+    release.add_argument("--name", help="the bundle's folder name in the Zoo (default: BUNDLE's)")
+    release.set_defaults(run=_zoo_release)
 
     export = commands.add_parser(
         "export", help="write a pretraining checkpoint as a bundle's models/model.pt (plain state_dict)")

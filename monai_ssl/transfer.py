@@ -114,6 +114,11 @@ def load_pretrained(
         raise ValueError(f"min_match_fraction must be in [0, 1], got {min_match_fraction}.")
     if isinstance(path, Mapping):
         checkpoint = dict(path) if "model" in path else {"model": dict(path)}
+    elif not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"no pretrained weights at {path}: pass --pretrained_path with a monai-ssl checkpoint or a bundle's "
+            "models/model.pt. The segmentation bundle finds the pretraining bundle's encoder by itself when the two "
+            "bundle folders sit side by side (e.g. both downloaded with one --bundle_dir).")
     else:
         checkpoint = load_checkpoint(str(path))
     if encoder_only is None:

@@ -3,6 +3,7 @@
 import logging
 import os
 
+import pytest
 import torch
 from monai.bundle import ConfigParser
 
@@ -62,6 +63,23 @@ def test_segmentation_bundle_finds_it_without_a_path_and_adapts_to_flair_t1c(cap
     with caplog.at_level(logging.INFO):
         report = load_pretrained(network, shipped_encoder_path(str(SEGMENTATION.parent)))
     assert len(report.adapted) == 2 and not [k for k, r in report.skipped.items() if r.startswith("shape")]
+
+
+def test_found_after_a_download_of_both_bundles_into_one_folder(tmp_path):
+    """`python -m monai.bundle download` puts each bundle in a folder named as asked: the segmentation bundle finds
+    the pretraining bundle beside it by its metadata, whatever the folder's name."""
+    import shutil
+
+    shutil.copytree(SEGMENTATION.parent, tmp_path / "brain_mri_segmentation")
+    shutil.copytree(MODELS.parent, tmp_path / "monai_ssl_pretext_pretraining")
+    found = shipped_encoder_path(str(tmp_path / "brain_mri_segmentation"))
+    assert found == str(tmp_path / "monai_ssl_pretext_pretraining" / "models" / "model.pt")
+
+
+def test_a_missing_encoder_says_what_to_pass(tmp_path):
+    network = bundle_network(SEGMENTATION, in_channels=1, label_names={"background": 0, "brain": 1})
+    with pytest.raises(FileNotFoundError, match="pass --pretrained_path with a monai-ssl checkpoint"):
+        load_pretrained(network, str(tmp_path / "absent" / "model.pt"))
 
 
 def test_the_shipped_tasks_are_learnt_on_held_out_mri():

@@ -42,19 +42,34 @@ DEMO_SUBJECTS = 4
 # the unlabelled demo phantoms are other subjects than the labelled ones, so that pretraining never sees an
 # evaluation subject
 DEMO_UNLABELLED_SEED = 100
+PRETRAINING_BUNDLE_NAME = "Pretext pretraining"  # the "name" in the pretraining bundle's metadata.json
 
 
 def shipped_encoder_path(bundle_root: str = ".") -> str:
     """The pretrained brain-MRI encoder shipped in the ``pretext_pretraining`` bundle (``models/model.pt``).
 
-    Looked for beside ``bundle_root`` (the two bundle folders side by side, as in the repository), then in the
-    checkout this package runs from; if neither has it, the first place, so that loading names it in its error.
+    Looked for beside ``bundle_root``: the folder ``pretext_pretraining`` (as in the repository), then any folder
+    whose ``configs/metadata.json`` names the pretraining bundle (both bundles downloaded into one ``bundle_dir``
+    with ``python -m monai.bundle download``, under whatever folder name); then in the checkout this package runs
+    from. If none has it, the first place, so that loading names it in its error.
     """
-    candidates = [os.path.join(bundle_root, "..", "pretext_pretraining", "models", "model.pt"),
+    parent = os.path.join(bundle_root, "..")
+    siblings = sorted(d for d in glob.glob(os.path.join(parent, "*", "configs", "metadata.json"))
+                      if _bundle_name(d) == PRETRAINING_BUNDLE_NAME)
+    candidates = [os.path.join(parent, "pretext_pretraining", "models", "model.pt"),
+                  *(os.path.join(os.path.dirname(os.path.dirname(m)), "models", "model.pt") for m in siblings),
                   os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bundles",
                                "pretext_pretraining", "models", "model.pt")]
     found = [c for c in candidates if os.path.isfile(c)]
     return os.path.normpath((found or candidates)[0])
+
+
+def _bundle_name(metadata_path: str) -> str | None:
+    try:
+        with open(metadata_path) as f:
+            return json.load(f).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def list_images(dataset_dir: str, exclude_label_maps: bool = True) -> list[str]:
