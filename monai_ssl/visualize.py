@@ -21,7 +21,7 @@ from monai_ssl.transforms import (
     RandVolumeJigsaw,
 )
 
-__all__ = ["render_pretext_montage", "pretext_montage_figure", "relative_position_views"]
+__all__ = ["render_pretext_montage", "pretext_montage_figure", "relative_position_views", "render_segmentation_montage"]
 
 _COLUMNS = 8
 #: the registered task each row of the montage shows, in order
@@ -215,3 +215,50 @@ def pretext_montage_figure(image: NdarrayOrTensor, seed: int = 0, channel: int =
     for row, title in enumerate(row_titles):
         fig.text(0.02, max(ax.get_position().y1 for ax in axes[row]) + 0.015, title, fontsize=10, weight="bold")
     return fig
+
+
+def render_segmentation_montage(image: NdarrayOrTensor, segmentation: NdarrayOrTensor, path: str,
+                                label_names: dict[str, int], title: str = "") -> str:
+    """Write a PNG of a scan's three central slices (RAS: axial, coronal, sagittal), bare and with its label map
+    overlaid, with a legend of ``label_names``; returns ``path``.
+
+    Args:
+        image, segmentation: ``(X, Y, Z)`` or ``(1, X, Y, Z)`` arrays on one grid (the segmentation's values are the
+            ``label_names`` values).
+        path: the PNG to write (folders are created).
+        label_names: ``{name: value}``; 0 is left transparent.
+        title: a line above the montage.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    volume = np.squeeze(convert_to_numpy(image)).astype(np.float32)
+    labels = np.squeeze(convert_to_numpy(segmentation)).astype(np.int64)
+    if volume.ndim != 3 or volume.shape != labels.shape:
+        raise ValueError(f"image and segmentation must be one 3D grid, got {volume.shape} and {labels.shape}.")
+    colours = [(0, 0, 0, 0)] + [(*c[:3], 0.55) for c in _palette(max(label_names.values()))]
+    cmap = ListedColormap(colours)
+    low, high = np.percentile(volume, [1, 99.5])
+    figure = Figure(figsize=(9, 6), dpi=100)
+    axes = figure.subplots(2, 3)
+    for column, (axis, name) in enumerate(((2, "axial"), (1, "coronal"), (0, "sagittal"))):
+        for row in range(2):
+            _show(axes[row, column], _mid_slice(volume, axis), name if row == 0 else "", low, high)
+        axes[1, column].imshow(_mid_slice(labels, axis), cmap=cmap, origin="lower", vmin=0,
+                               vmax=len(colours) - 1, interpolation="nearest")
+    figure.legend(handles=[Patch(color=colours[v], label=n) for n, v in label_names.items() if v], loc="lower center",
+                  ncol=4, fontsize=8, frameon=False)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.subplots_adjust(bottom=0.14, top=0.9, wspace=0.05, hspace=0.1)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
+def _palette(count: int) -> list:
+    """``count`` distinct colours (matplotlib's qualitative tab10 / tab20, then repeated)."""
+    from matplotlib import colormaps
+
+    colours = colormaps["tab10" if count <= 10 else "tab20"].colors
+    return [colours[i % len(colours)] for i in range(count)]

@@ -7,6 +7,7 @@ import torch
 from monai.bundle import ConfigWorkflow
 from monai.networks.nets import UNet
 
+from monai_ssl.data import PHANTOM_LABEL_NAMES
 from monai_ssl.networks import get_adapter
 
 from tests.helpers import (
@@ -148,9 +149,22 @@ def test_segmentations_of_subjects_with_the_same_file_name_do_not_overwrite_each
         (tmp_path / "scans" / subject).mkdir()
         path.rename(tmp_path / "scans" / subject / "T1.nii.gz")
     run(str(SEGMENTATION / "inference.json"), tmp_path, workflow_type="infer", ckpt_dir=str(output_dir / "models"),
-        dataset_dir=str(tmp_path / "scans"), demo=False)
+        dataset_dir=str(tmp_path / "scans"), demo=False, label_names=PHANTOM_LABEL_NAMES)
     written = sorted(str(p.relative_to(tmp_path / "predictions")) for p in (tmp_path / "predictions").rglob("*.nii.gz"))
     assert written == ["subject_a/T1_seg.nii.gz", "subject_b/T1_seg.nii.gz"]
+
+
+def test_a_model_of_other_classes_names_the_settings_to_pass(fine_tuned, tmp_path):
+    """The demo model (4 classes) under the default label_names (the shipped model's 9): the settings, not torch's
+    list of mismatched tensors."""
+    _, output_dir = fine_tuned
+    write_phantom_images(tmp_path / "scans", 1)
+    with pytest.raises(RuntimeError) as error:
+        run(str(SEGMENTATION / "inference.json"), tmp_path, workflow_type="infer",
+            ckpt_dir=str(output_dir / "models"), dataset_dir=str(tmp_path / "scans"), demo=False)
+    message = str(error.value.__cause__)
+    assert "was trained for another network" in message and "label_names (9 classes: background, cortical_grey" in message
+    assert "--demo true for a model trained on the demo phantom" in message
 
 
 def test_evaluate_and_inference_refuse_the_pretraining_weights(tmp_path, pretrained_model):

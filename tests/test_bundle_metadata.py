@@ -1,7 +1,9 @@
 import json
 
 import pytest
+from monai.bundle import ConfigParser
 
+from monai_ssl.bundle import default_labels
 from tests.helpers import PRETRAINING, SEGMENTATION
 
 # the Model Zoo's mandatory metadata keys
@@ -18,9 +20,13 @@ def test_bundle_files_and_metadata(configs):
     metadata = json.loads((configs / "metadata.json").read_text())
     assert [k for k in MANDATORY if k not in metadata] == []
     assert metadata["version"] in metadata["changelog"]
+    # the Zoo's changelogs are one short line per version
+    assert all(len(entry) <= 120 and "\n" not in entry for entry in metadata["changelog"].values())
     network_format = metadata["network_data_format"]
     assert network_format["inputs"]["image"]["num_channels"] == 1
-    assert network_format["outputs"]["pred"]["num_channels"] == 4
+    # the pretraining UNet's 4 output feature maps; the segmentation model's classes
+    expected = 4 if configs == PRETRAINING else len(default_labels()["label_names"])
+    assert network_format["outputs"]["pred"]["num_channels"] == expected
 
 
 @pytest.mark.parametrize("configs", [PRETRAINING, SEGMENTATION], ids=["pretext_pretraining", "brain_mri_segmentation"])
@@ -43,5 +49,8 @@ def test_the_networks_of_both_bundles_match():
     unify = lambda network: {**network, "out_channels": None}  # noqa: E731
     assert all(unify(c["network_def"]) == unify(configs[0]["network_def"]) for c in configs)
     assert {c["in_channels"] for c in configs} == {1}
-    pretraining, segmentation = configs[0], configs[2]
-    assert pretraining["out_channels"] == len(segmentation["label_names"])
+    # the segmentation bundle's classes are its shipped model's, in both its configs
+    for name in ("train.json", "inference.json"):
+        parser = ConfigParser()
+        parser.read_config(str(SEGMENTATION / name))
+        assert parser.get_parsed_content("label_names") == default_labels()["label_names"]

@@ -61,7 +61,7 @@ def test_network_data_format_says_what_each_bundle_outputs():
     pretraining = metadata(PRETRAINING.parent)["network_data_format"]["outputs"]["pred"]
     segmentation = metadata(SEGMENTATION.parent)["network_data_format"]["outputs"]["pred"]
     assert pretraining["format"] == "features" and segmentation["format"] == "segmentation"
-    labels = json.loads((SEGMENTATION / "train.json").read_text())["label_names"]
+    labels = inference_parser(SEGMENTATION.parent).get_parsed_content("label_names")
     assert {int(k): v for k, v in segmentation["channel_def"].items()} == {v: k for k, v in labels.items()}
 
 

@@ -1,4 +1,5 @@
 import matplotlib.image
+import numpy as np
 import pytest
 
 from monai_ssl.data import make_phantom
@@ -85,3 +86,19 @@ def test_the_montage_shows_every_registered_task():
     for keyword, title in zip(("jigsaw", "rotation", "relative patch", "colorization", "restoration", "contrastive",
                                "exemplar", "cpc"), titles):
         assert keyword in title.lower()
+
+
+def test_segmentation_montage_overlays_the_labels(tmp_path):
+    from matplotlib.image import imread
+
+    from monai_ssl.data import PHANTOM_LABEL_NAMES, make_phantom
+    from monai_ssl.visualize import render_segmentation_montage
+
+    image, label = make_phantom(seed=0, shape=(48, 48, 48))
+    path = render_segmentation_montage(image, label, str(tmp_path / "seg.png"), PHANTOM_LABEL_NAMES, title="phantom")
+    pixels = imread(path)
+    assert pixels.shape[:2] == (600, 900)
+    bare = render_segmentation_montage(image, np.zeros_like(label), str(tmp_path / "bare.png"), PHANTOM_LABEL_NAMES)
+    assert not np.array_equal(imread(bare), pixels)  # the overlay shows
+    with pytest.raises(ValueError, match="one 3D grid"):
+        render_segmentation_montage(image, label[..., :10], str(tmp_path / "x.png"), PHANTOM_LABEL_NAMES)

@@ -28,6 +28,7 @@ from monai_ssl.bundle.data_sources import (
     validation_files,
 )
 from monai_ssl.bundle.metrics import per_class_dice
+from monai_ssl.bundle.labels import default_labels
 from monai_ssl.bundle.pipelines import (
     MODALITIES,
     RAS_LABELS,
@@ -49,6 +50,7 @@ __all__ = [
     "MODALITIES",
     "RAS_LABELS",
     "bundle_root",
+    "default_labels",
     "bundle_settings",
     "check_inference_channels",
     "check_pretext_setup",

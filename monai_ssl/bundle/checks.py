@@ -25,6 +25,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
 from monai.bundle import ConfigWorkflow
 
 from monai_ssl.checkpoint import PRETRAINING_STATE_FILENAME, load_checkpoint
@@ -257,16 +258,20 @@ def check_segmentation_setup(
                                  f"{dict(label_names)}; add them to label_names (values 0 .. N-1).")
 
 
-def check_segmentation_weights(path: str) -> str:
-    """``path``, after checking that it holds segmentation weights rather than the pretraining bundle's.
+def check_segmentation_weights(path: str, network: torch.nn.Module | None = None,
+                               label_names: Mapping[str, int] | None = None) -> str:
+    """``path``, after checking that it holds segmentation weights rather than the pretraining bundle's, and, with
+    ``network``, weights of that network's shapes.
 
     Both bundles share ``network_def``, so the pretraining bundle's ``model.pt`` loads into the segmentation
     network and yields a meaningless Dice. It is recognised by its training state beside it
-    (:data:`PRETRAINING_STATE_FILENAME`) or, for a full pretraining checkpoint, by its task heads.
+    (:data:`PRETRAINING_STATE_FILENAME`) or, for a full pretraining checkpoint, by its task heads. A model trained
+    with other ``label_names`` (or ``in_channels``) would stop the run with torch's list of mismatched tensors; this
+    says which settings to pass.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: ``path`` holds pretraining weights.
+        ValueError: ``path`` holds pretraining weights, or tensors of other shapes than ``network``'s.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no segmentation weights at {path}; train first (configs/train.json), or pass "
@@ -276,6 +281,17 @@ def check_segmentation_weights(path: str) -> str:
               "model.pt.")
     if os.path.isfile(os.path.join(os.path.dirname(path), PRETRAINING_STATE_FILENAME)):
         raise ValueError(refuse)
-    if "heads" in load_checkpoint(path):
+    checkpoint = load_checkpoint(path)
+    if "heads" in checkpoint:
         raise ValueError(refuse)
+    if network is not None:
+        expected = network.state_dict()
+        differ = [k for k, v in checkpoint["model"].items() if k in expected and v.shape != expected[k].shape]
+        if differ:
+            classes = f" ({len(label_names)} classes: {', '.join(label_names)})" if label_names else ""
+            raise ValueError(
+                f"{path} was trained for another network: {len(differ)} tensors differ in shape (e.g. {differ[0]}: "
+                f"{tuple(checkpoint['model'][differ[0]].shape)} in the file, {tuple(expected[differ[0]].shape)} "
+                f"here). Pass the settings it was trained with: label_names{classes}, in_channels, network_def "
+                "(--demo true for a model trained on the demo phantom).")
     return path

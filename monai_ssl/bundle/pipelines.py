@@ -226,7 +226,9 @@ def segmentation_label_mapping(
     if set(label_sources) != set(foreground):
         raise ValueError(f"label_sources must list the ids of every foreground class of label_names and no other: "
                          f"missing {sorted(set(foreground) - set(label_sources))}, unknown "
-                         f"{sorted(set(label_sources) - set(foreground))}.")
+                         f"{sorted(set(label_sources) - set(foreground))}. Label files that hold the class values "
+                         "themselves need --label_sources null (and --lateral_pairs null unless they are atlas ids "
+                         "with sides).")
     target = {int(i): foreground[name] for name, ids in label_sources.items() for i in ids}
     if len(target) != sum(len(ids) for ids in label_sources.values()) or min(target, default=1) < 1:
         raise ValueError("label_sources must give each label-file id (>= 1) to one class only.")
