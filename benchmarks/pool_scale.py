@@ -2,7 +2,8 @@
 cache (``CacheDataset``) against the disk cache (``PersistentDataset``), each in a fresh process:
 
 - the time to fill the cache (every volume loaded and preprocessed once: the first epoch's extra cost);
-- pretext samples/s afterwards (random volumes, the bundle's dataset with two tasks (rotation, colorization), in the main process);
+- pretext samples/s afterwards (random volumes; the bundle's dataset with rotation and colorization, in the main
+  process);
 - the process's peak resident memory;
 - what ``cache: auto`` chooses for that pool on this machine, and why (its log line).
 

@@ -245,21 +245,22 @@ def left_right_flip(lateral_pairs: Sequence[Sequence[int]] | None, prob: float =
 
     Args:
         lateral_pairs: ``[[right_id, left_id], ...]`` as they are in the label files (before ``label_sources`` maps
-            them; MUSE's: :data:`monai_ssl.data.muse.MUSE_LATERAL_PAIRS`), or ``None``.
+            them; MUSE's: :data:`monai_ssl.data.muse.MUSE_LATERAL_PAIRS`), or ``None`` (or empty).
         prob: probability of the flip.
         keys: the image and label keys flipped.
         label_key: the key whose ids are swapped.
     """
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f"the flip probability must be in [0, 1], got {prob}.")
-    if lateral_pairs is None:
+    if not lateral_pairs:
         return RandFlipd(keys, prob=prob, spatial_axis=0)
     pairs = [tuple(int(i) for i in pair) for pair in lateral_pairs]
     ids = [i for pair in pairs for i in pair]
     if any(len(pair) != 2 or pair[0] == pair[1] for pair in pairs) or len(set(ids)) != len(ids) or min(ids) < 0:
         raise ValueError("lateral_pairs must be [[right_id, left_id], ...]: pairs of two different non-negative ids, "
                          "each id in one pair only.")
-    swap = MapLabelValued(label_key, orig_labels=ids, target_labels=[i for r, l in pairs for i in (l, r)])
+    swapped = [i for right, left in pairs for i in (left, right)]
+    swap = MapLabelValued(label_key, orig_labels=ids, target_labels=swapped)
     return OneOf([Compose([Flipd(keys, spatial_axis=0), swap]), Identityd(keys)], weights=[prob, 1.0 - prob])
 
 

@@ -476,7 +476,8 @@ def write_index(summary: IndexSummary, entries: list[dict], skipped: list[dict])
     _write_json(summary.datalist_path, {"training": sorted(relative_to_out, key=order)})
     report = {"files": summary.files, "accepted_series": summary.accepted, "volumes": summary.volumes,
               "skipped_counts": dict(sorted(summary.skipped.items())),
-              "skipped": sorted(skipped, key=lambda s: (s["item"], s["reason"], s["detail"])), "salt_check": summary.salt_check}
+              "skipped": sorted(skipped, key=lambda s: (s["item"], s["reason"], s["detail"])),
+              "salt_check": summary.salt_check}
     if summary.shard is not None:
         report["shard"] = {"index": summary.shard.index, "count": summary.shard.count}
     _write_json(summary.report_path, report)
