@@ -107,7 +107,9 @@ def draw_example(subject: dict, work: Path, picture: Path) -> None:
     infer.run()
     infer.finalize()
     prediction = next((work / "example" / "predictions").rglob("*_seg.nii.gz"))
-    render_segmentation_montage(nib.load(scan).get_fdata(), nib.load(prediction).get_fdata(), str(picture),
+    # the prediction is written in the scan's own voxel order (IXI's is sagittal): both drawn in RAS
+    image, labels = (nib.as_closest_canonical(nib.load(p)).get_fdata() for p in (scan, prediction))
+    render_segmentation_montage(image, labels, str(picture),
                                 default_labels()["label_names"],
                                 title=f"{subject['name']} (IXI eval, never used to choose anything): the shipped "
                                 "model's brain regions")

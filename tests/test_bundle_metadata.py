@@ -20,6 +20,8 @@ def test_bundle_files_and_metadata(configs):
     metadata = json.loads((configs / "metadata.json").read_text())
     assert [k for k in MANDATORY if k not in metadata] == []
     assert metadata["version"] in metadata["changelog"]
+    # what the Zoo's model pages show: numbers only
+    assert metadata["eval_metrics"] and all(isinstance(v, (int, float)) for v in metadata["eval_metrics"].values())
     # the Zoo's changelogs are one short line per version
     assert all(len(entry) <= 120 and "\n" not in entry for entry in metadata["changelog"].values())
     network_format = metadata["network_data_format"]
@@ -54,3 +56,11 @@ def test_the_networks_of_both_bundles_match():
         parser = ConfigParser()
         parser.read_config(str(SEGMENTATION / name))
         assert parser.get_parsed_content("label_names") == default_labels()["label_names"]
+
+
+def test_both_bundles_state_the_versions_ci_tests():
+    """.ci/lowest_versions installs the segmentation bundle's stated versions and tests both bundles with them."""
+    stated = [{k: json.loads((c / "metadata.json").read_text())[k] for k in ("monai_version", "pytorch_version",
+                                                                             "numpy_version")}
+              for c in (PRETRAINING, SEGMENTATION)]
+    assert stated[0] == stated[1]
