@@ -2,6 +2,7 @@
 md5 of its release asset, a TorchScript model.ts equal to the eager network, no file over the Zoo's 1 MB limit."""
 
 import hashlib
+import shutil
 import subprocess
 import sys
 
@@ -40,8 +41,10 @@ def test_release_of_the_pretraining_bundle(tmp_path):
 
 
 def test_refusals_name_the_fix(tmp_path):
+    untrained = tmp_path / "untrained"
+    shutil.copytree(SEGMENTATION.parent, untrained, ignore=shutil.ignore_patterns("models", "outputs"))
     with pytest.raises(ValueError, match="has no models/model.pt: train"):
-        zoo_release(str(SEGMENTATION.parent), URL, str(tmp_path / "a"))
+        zoo_release(str(untrained), URL, str(tmp_path / "a"))
     with pytest.raises(ValueError, match="url_prefix must be the http"):
         zoo_release(str(PRETRAINING.parent), "releases/v1", str(tmp_path / "b"))
     (tmp_path / "c").mkdir()
