@@ -104,8 +104,7 @@ def _zoo_release(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"monai-ssl zoo-release: {error}", file=sys.stderr)
         return 2
-    folder = os.path.join(args.out, args.name or os.path.basename(os.path.abspath(args.bundle)))
-    print(f"Model Zoo folder: {folder} ({len(written['bundle'])} files, large_files.yml lists the weights)")
+    print(f"Model Zoo folder: {written['folder']} ({len(written['bundle'])} files, large_files.yml lists the weights)")
     print(f"upload these to {args.url_prefix}:")
     for asset in written["assets"]:
         print(f"  {asset} ({os.path.getsize(asset) / 1e6:.1f} MB)")

@@ -33,7 +33,7 @@ def _export_torchscript(bundle_dir: str, output: str) -> None:
                 bundle_root=bundle_dir)
 
 
-def zoo_release(bundle_dir: str, url_prefix: str, out_dir: str, name: str | None = None) -> dict[str, list[str]]:
+def zoo_release(bundle_dir: str, url_prefix: str, out_dir: str, name: str | None = None) -> dict:
     """Write ``out_dir/<name>/`` (the bundle without its large files, with ``large_files.yml``) and
     ``out_dir/assets/`` (the large files, named ``<name>_<file>``, to upload under ``url_prefix``).
 
@@ -45,7 +45,7 @@ def zoo_release(bundle_dir: str, url_prefix: str, out_dir: str, name: str | None
         name: the bundle's folder name in the Zoo (default: ``bundle_dir``'s).
 
     Returns:
-        ``{"bundle": [files of the Zoo folder], "assets": [asset paths]}``.
+        ``{"folder": the Zoo folder, "bundle": [its files], "assets": [asset paths]}``.
 
     Raises:
         ValueError: no ``models/model.pt``, a non-http(s) ``url_prefix``, a non-empty ``out_dir``, or a file other
@@ -86,5 +86,5 @@ def zoo_release(bundle_dir: str, url_prefix: str, out_dir: str, name: str | None
     if too_large:
         raise ValueError(f"{too_large} exceed the Model Zoo's {LARGE_FILE_LIMIT} byte limit; only models/ is moved "
                          "to release assets.")
-    return {"bundle": files, "assets": uploaded}
+    return {"folder": target, "bundle": files, "assets": uploaded}
 
