@@ -33,25 +33,18 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
 
-from monai_ssl.data.muse import MUSE_COARSE, MUSE_LATERAL_PAIRS, label_names, label_sources  # noqa: E402
+from label_efficiency import write_datalist  # noqa: E402
+from monai_ssl.bundle import default_labels  # noqa: E402
 from real_mri import ixi_subjects, labelled_draw, split_ixi_train  # noqa: E402
 
 BUNDLE = REPO / "bundles" / "brain_mri_segmentation"
 LABELLED = 8
 ITERATIONS, VALIDATIONS = 1040, 4
 SETTINGS = {
-    "label_names": label_names(MUSE_COARSE), "label_sources": label_sources(MUSE_COARSE),
-    "lateral_pairs": [list(pair) for pair in MUSE_LATERAL_PAIRS], "roi_size": [48, 48, 48], "samples_per_volume": 2,
+    **default_labels(), "roi_size": [48, 48, 48], "samples_per_volume": 2,
     "batch_size": 2, "epoch_length": ITERATIONS // VALIDATIONS, "max_epochs": VALIDATIONS, "val_interval": 1,
     "num_workers": 0, "seed": 0,
 }
-
-
-def datalist(path: Path, training: list[dict], validation: list[dict]) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    strip = lambda entries: [{"image": e["image"], "label": e["label"]} for e in entries]  # noqa: E731
-    path.write_text(json.dumps({"training": strip(training), "validation": strip(validation)}, indent=1))
-    return str(path)
 
 
 def run_arm(arm: str, work: Path, training: list[dict], tuning: list[dict], evaluation: list[dict]) -> dict:
@@ -64,17 +57,19 @@ def run_arm(arm: str, work: Path, training: list[dict], tuning: list[dict], eval
         return json.loads(result_path.read_text())
     names = [n for n, v in SETTINGS["label_names"].items() if v]
     start = time.perf_counter()
+    train_list = write_datalist(out / "train.json", training=training, validation=tuning)
     train = ConfigWorkflow(config_file=str(BUNDLE / "configs" / "train.json"), workflow_type="train",
-                           datalist=datalist(out / "train.json", training, tuning), output_dir=str(out),
-                           ckpt_dir=str(out / "models"), use_pretrained=arm == "pretrained", **SETTINGS)
+                           datalist=train_list, output_dir=str(out), ckpt_dir=str(out / "models"),
+                           use_pretrained=arm == "pretrained", **SETTINGS)
     train.initialize()
     train.run()
     trainer = train.parser.get_parsed_content("train#trainer")
     train.finalize()
     minutes = (time.perf_counter() - start) / 60
+    eval_list = write_datalist(out / "eval.json", training=training, validation=evaluation)
     evaluate = ConfigWorkflow(config_file=[str(BUNDLE / "configs" / "train.json"),
                                            str(BUNDLE / "configs" / "evaluate.json")], workflow_type="eval",
-                              datalist=datalist(out / "eval.json", training, evaluation), output_dir=str(out / "eval"),
+                              datalist=eval_list, output_dir=str(out / "eval"),
                               ckpt_dir=str(out / "models"), **SETTINGS)
     evaluate.initialize()
     evaluate.run()
