@@ -97,3 +97,28 @@ def test_keep_unlabelled_repaints_the_anatomy_and_keeps_the_scan_around_it():
     assert out["image"][labels > 0].max() <= 1.0  # repainted
     with pytest.raises(ValueError, match="keep_unlabelled needs the scan at 'image'"):
         RandLabelMapSynthesisd("label", keep_unlabelled=True)({"label": labels})
+
+
+def test_unlabelled_classes_paint_the_head_around_the_labels_by_its_intensity_bins():
+    """Where the label map is 0 the scan's smoothed intensity range is cut into equal bins, each an extra label:
+    the whole image is synthetic (no seam outlines the labels) and the head keeps its layout."""
+    labels = torch.zeros(1, 24, 24, 24, dtype=torch.long)
+    labels[:, 8:16, 8:16, 8:16] = 1
+    scan = torch.zeros(1, 24, 24, 24)
+    scan[:, 12:] = 10.0  # two tissues outside the label: dark (x < 12) and bright (x >= 12)
+    transform = RandLabelMapSynthesisd("label", unlabelled_classes=2)
+    combined = transform._with_unlabelled_classes(labels, scan)
+    assert torch.equal(combined[labels > 0], torch.full_like(combined[labels > 0], 3))  # label 1 moved up by 2
+    assert set(combined[:, :10][labels[:, :10] == 0].tolist()) == {1}  # the dark tissue, away from the step
+    assert set(combined[:, 14:][labels[:, 14:] == 0].tolist()) == {2}  # the bright one
+    plain = RandLabelMapSynthesis(**PLAIN).set_random_state(3)(combined)
+    out = RandLabelMapSynthesisd("label", unlabelled_classes=2, **PLAIN).set_random_state(3)(
+        {"label": labels, "image": scan})
+    torch.testing.assert_close(out["image"], plain, rtol=0, atol=0)  # one draw over all three labels
+    assert torch.equal(out["label"], labels)
+    with pytest.raises(ValueError, match="choose one"):
+        RandLabelMapSynthesisd("label", keep_unlabelled=True, unlabelled_classes=2)
+    with pytest.raises(ValueError, match="unlabelled_classes must be an int >= 0"):
+        RandLabelMapSynthesisd("label", unlabelled_classes=-1)
+    with pytest.raises(ValueError, match="unlabelled_classes needs the scan at 'image'"):
+        RandLabelMapSynthesisd("label", unlabelled_classes=2)({"label": labels})

@@ -37,9 +37,11 @@ def test_synthesis_replaces_the_share_of_images_asked_for():
     assert 70 < sum(synthesised) < 130
     out = Compose(segmentation_synthesis(1.0))({"image": image, "label": label})
     assert torch.equal(out["label"], label) and out["image"].shape == image.shape
-    # the scan outside the labelled anatomy stays (DLMUSE labels the brain, not the head around it)
-    assert torch.equal(out["image"][label == 0], image[label == 0])
+    # by default the head around the labelled anatomy is painted too: no seam between scan and synthesis
+    assert not torch.equal(out["image"][label == 0], image[label == 0])
     assert 0 <= out["image"].min() and out["image"].max() <= 1 and len(np.unique(out["image"].numpy())) > 100
+    kept = Compose(segmentation_synthesis(1.0, unlabelled_classes=0))({"image": image, "label": label})
+    assert torch.equal(kept["image"][label == 0], image[label == 0])
     assert segmentation_synthesis(0.0) == []
     with pytest.raises(ValueError, match="synthesis_prob must be in"):
         segmentation_synthesis(1.5)

@@ -264,14 +264,16 @@ def left_right_flip(lateral_pairs: Sequence[Sequence[int]] | None, prob: float =
     return OneOf([Compose([Flipd(keys, spatial_axis=0), swap]), Identityd(keys)], weights=[prob, 1.0 - prob])
 
 
-def segmentation_synthesis(prob: float, image_key: str = "image", label_key: str = "label") -> list[MapTransform]:
-    """SynthSeg-style domain randomisation of labelled crops: with probability ``prob``, the labelled voxels of the
-    image are repainted with a new random contrast from the crop's label map
-    (:class:`~monai_ssl.transforms.RandLabelMapSynthesisd`, ``keep_unlabelled``: the voxels of label 0 keep the
-    scan, since atlas label maps such as DLMUSE's cover the brain and not the head around it), the training image
-    otherwise. Place it after :func:`segmentation_label_mapping`, so that each class gets one intensity per draw,
-    as SynthSeg generates its images from the segmentation's labels: painted before, the 130 cortical MUSE ids of
-    one class became a patchwork that no scan shows. ``[]`` for ``prob == 0``.
+def segmentation_synthesis(prob: float, unlabelled_classes: int = 3, image_key: str = "image",
+                           label_key: str = "label") -> list[MapTransform]:
+    """SynthSeg-style domain randomisation of labelled crops: with probability ``prob``, the crop is repainted with
+    a new random contrast from its label map (:class:`~monai_ssl.transforms.RandLabelMapSynthesisd`), the training
+    image otherwise. Atlas label maps such as DLMUSE's cover the brain and not the head around it: its voxels of
+    label 0 are painted as ``unlabelled_classes`` extra labels binned by the scan's intensity there (SynthSeg's
+    extra-cerebral labels), so that no seam between synthesis and scan outlines the labels (``0`` keeps the scan
+    there instead). Place it after :func:`segmentation_label_mapping`, so that each class gets one intensity per
+    draw, as SynthSeg generates its images from the segmentation's labels: painted before, the 130 cortical MUSE
+    ids of one class became a patchwork that no scan shows. ``[]`` for ``prob == 0``.
 
     Reference:
         Billot et al., "SynthSeg: Segmentation of brain MRI scans of any contrast and resolution without
@@ -281,7 +283,8 @@ def segmentation_synthesis(prob: float, image_key: str = "image", label_key: str
         raise ValueError(f"synthesis_prob must be in [0, 1] (the share of crops synthesised), got {prob}.")
     if prob == 0:
         return []
-    synthesis = RandLabelMapSynthesisd(label_key, image_key=image_key, keep_unlabelled=True)
+    synthesis = RandLabelMapSynthesisd(label_key, image_key=image_key, keep_unlabelled=not unlabelled_classes,
+                                       unlabelled_classes=unlabelled_classes)
     if prob == 1:
         return [synthesis]
     return [OneOf([synthesis, Identityd(image_key)], weights=[prob, 1.0 - prob])]

@@ -188,13 +188,20 @@ class RandLabelMapSynthesisd(RandArrayWrapperd):
     With ``keep_unlabelled``, the voxels of label 0 keep the image already at ``image_key``: for label maps that
     cover part of a scan only (DLMUSE labels the brain, not the rest of the head), the anatomy is repainted and
     the scan around it stays real. Without it such a map paints the whole head outside the brain black, and a
-    network trained on those images takes every bright voxel of a real head for brain.
+    network trained on those images takes every bright voxel of a real head for brain. Both leave a seam that
+    marks the labelled region: black around it, or real scan texture meeting synthetic texture exactly on its
+    boundary. With ``unlabelled_classes`` (SynthSeg's extra-cerebral labels, which it finds by clustering the
+    intensities of the head around the brain), the voxels of label 0 are painted too, as that many extra labels
+    made by cutting the range of the scan's intensities there into equal bins: the whole image is synthetic and
+    the scan's tissues around the label map keep their layout, each with a contrast of its own.
 
     Args:
         keys: keys of the label maps.
         image_key: key(s) of the synthesised images.
         allow_missing_keys: skip a missing key instead of raising.
         keep_unlabelled: keep the existing image where the label map is 0.
+        unlabelled_classes: paint the voxels of label 0 as this many extra labels, binned by the intensity of the
+            existing image at ``image_key`` (0: label 0 is background, dark, or kept with ``keep_unlabelled``).
         kwargs: arguments of :py:class:`RandLabelMapSynthesis`.
     """
 
@@ -206,10 +213,17 @@ class RandLabelMapSynthesisd(RandArrayWrapperd):
         image_key: str | Sequence[str] = "image",
         allow_missing_keys: bool = False,
         keep_unlabelled: bool = False,
+        unlabelled_classes: int = 0,
         **kwargs,
     ) -> None:
         super().__init__(keys, RandLabelMapSynthesis(**kwargs), allow_missing_keys)
+        if not isinstance(unlabelled_classes, (int, np.integer)) or unlabelled_classes < 0:
+            raise ValueError(f"unlabelled_classes must be an int >= 0, got {unlabelled_classes!r}.")
+        if keep_unlabelled and unlabelled_classes:
+            raise ValueError("keep_unlabelled keeps the scan where the label map is 0 and unlabelled_classes paints "
+                             "it: choose one.")
         self.keep_unlabelled = bool(keep_unlabelled)
+        self.unlabelled_classes = int(unlabelled_classes)
         self.image_keys = [image_key] if isinstance(image_key, str) else list(image_key)
         if len(self.image_keys) != len(self.keys):
             raise ValueError(f"give one image_key per label-map key: {len(self.keys)} keys, image_key "
@@ -220,15 +234,43 @@ class RandLabelMapSynthesisd(RandArrayWrapperd):
         d = dict(data)
         first = True
         for key, image_key in self.key_iterator(d, self.image_keys):
-            synthetic = self.synthesis(d[key], randomize=first)
+            if (self.keep_unlabelled or self.unlabelled_classes) and image_key not in d:
+                option = "keep_unlabelled" if self.keep_unlabelled else "unlabelled_classes"
+                raise ValueError(f"{option} needs the scan at {image_key!r} where {key!r} is 0.")
+            labels = d[key]
+            if self.unlabelled_classes:
+                labels = self._with_unlabelled_classes(labels, d[image_key])
+            synthetic = self.synthesis(labels, randomize=first)
             if self.keep_unlabelled:
-                if image_key not in d:
-                    raise ValueError(f"keep_unlabelled needs the scan at {image_key!r} to keep where {key!r} is 0.")
                 labelled = convert_to_dst_type(convert_to_tensor(d[key], track_meta=False) > 0, synthetic)[0]
                 synthetic = synthetic * labelled + convert_to_dst_type(d[image_key], synthetic)[0] * (1 - labelled)
             d[image_key] = synthetic
             first = False
         return d
+
+    def _with_unlabelled_classes(self, labels: NdarrayOrTensor, scan: NdarrayOrTensor) -> NdarrayOrTensor:
+        """The label map with its labels moved up by ``unlabelled_classes`` and its 0 voxels labelled 1, 2, ... by
+        equal bins of the scan's intensity range over them, the scan smoothed first (1 voxel) so that its noise
+        does not scatter the bins into speckle."""
+        label_tensor = convert_to_tensor(labels, track_meta=False).long()
+        intensities = convert_to_tensor(scan, track_meta=False).float()
+        # divided by the smoothed ones: GaussianSmooth pads with zeros, which would darken a rim at the crop's edges
+        smooth = GaussianSmooth(sigma=1.0)
+        intensities = smooth(intensities) / smooth(torch.ones_like(intensities))
+        if intensities.shape != label_tensor.shape:
+            raise ValueError(f"unlabelled_classes needs the scan and the label map on one grid, got shapes "
+                             f"{tuple(intensities.shape)} and {tuple(label_tensor.shape)}.")
+        unlabelled = label_tensor == 0
+        combined = label_tensor + self.unlabelled_classes
+        if unlabelled.any():
+            values = intensities[unlabelled]
+            low, high = values.min(), values.max()
+            scaled = (intensities - low) / (high - low).clamp_min(1e-6)
+            bins = (scaled * self.unlabelled_classes).long().clamp(0, self.unlabelled_classes - 1) + 1
+            combined = torch.where(unlabelled, bins, combined)
+        if isinstance(labels, MetaTensor):
+            return MetaTensor(combined, meta=labels.meta, applied_operations=labels.applied_operations)
+        return combined
 
 
 RandLabelMapSynthesisD = RandLabelMapSynthesisDict = RandLabelMapSynthesisd
