@@ -15,6 +15,11 @@ becomes the segmentation bundle's ``synthesis_unlabelled_classes`` default and s
 synthesis; within 0.005 of each other, ``painted`` (SynthSeg's own recipe). Scratch without synthesis runs beside
 them, to say whether synthesis helps on these subjects at all.
 
+Second stage (``--probabilities``), its rule also written before it ran: the chosen variant with each share of
+synthesised crops given; the share with the highest final mean Dice becomes ``SYNTHESIS_PROB`` of the
+``+synthseg`` arms (within 0.005, the larger share, nearer SynthSeg, which synthesises every crop). 0 is not a
+candidate: the arm stays a synthesis arm, whatever scratch scores.
+
 Run: ``python benchmarks/synthesis_probe.py --threads 1``. Results: ``benchmarks/results/synthesis_probe.md``.
 """
 
@@ -42,6 +47,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--probabilities", nargs="*", type=float, default=[0.1, 0.25],
+                        help="shares of synthesised crops tried with the chosen variant, beside the default")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "synthesis_probe.md"))
     args = parser.parse_args()
@@ -52,26 +59,38 @@ def main() -> None:
                                             data_root=args.data_root), Path(args.data_root), work)["ixi_coarse"]
     _, _, labelled = spec["draws"](preset)[0]
     finals = {}
-    for variant in args.variants:
-        result = fine_tune(find_bundles_dir(), work, "ixi_coarse", f"synthesis_probe_{variant}", labelled,
+
+    def probe(name: str, overrides: dict) -> None:
+        result = fine_tune(find_bundles_dir(), work, "ixi_coarse", f"synthesis_probe_{name}", labelled,
                            spec["tuning"], preset, preset["seeds"][0], None, spec["label_names"], {}, 1,
-                           dict(VARIANTS[variant], label_sources=spec["label_sources"],
-                                lateral_pairs=spec["lateral_pairs"]))
-        finals[variant] = (result["curve"][-1][1], result["dice"])
+                           dict(overrides, label_sources=spec["label_sources"], lateral_pairs=spec["lateral_pairs"]))
+        finals[name] = (result["curve"][-1][1], result["dice"])
+
+    for variant in args.variants:
+        probe(variant, VARIANTS[variant])
+    chosen = None
+    if {"kept", "painted"} <= finals.keys():
+        chosen = "kept" if finals["kept"][0] > finals["painted"][0] + 0.005 else "painted"
+        for probability in args.probabilities:
+            probe(f"{chosen}_p{probability:g}", dict(VARIANTS[chosen], synthesis_prob=probability))
     classes = [k for k in spec["label_names"] if k != "background"]
     lines = ["# SynthSeg-style synthesis: which rule for the voxels outside the label map (tuning subjects only)", "",
              f"- command: `python benchmarks/synthesis_probe.py {shlex.join(sys.argv[1:])}`",
              f"- fine-tuned from scratch on {[s['name'] for s in labelled]} (fold 0, 1 labelled, seed "
              f"{preset['seeds'][0]}), {preset['fine_tune_iterations']['ixi_coarse']} iterations; validated on the "
              f"{len(spec['tuning'])} tuning subjects {[s['name'] for s in spec['tuning']]}",
-             f"- synthesised share of the crops: {SYNTHESIS_PROB}", "",
+             f"- synthesised share of the crops: {SYNTHESIS_PROB}, or the one a name gives (`_pSHARE`)", "",
              "| variant | final mean Dice | " + " | ".join(classes) + " |", "|---|---|" + "---|" * len(classes)]
     for variant, (mean, dice) in finals.items():
         lines.append(f"| {variant} | {mean:.3f} | " + " | ".join(f"{dice[k]:.3f}" for k in classes) + " |")
-    if {"kept", "painted"} <= finals.keys():
-        kept, painted = finals["kept"][0], finals["painted"][0]
-        chosen = "kept" if kept > painted + 0.005 else "painted"
-        lines += ["", f"Chosen by the rule (higher final mean Dice; painted within 0.005): **{chosen}**."]
+    if chosen is not None:
+        lines += ["", f"Variant chosen by the rule (higher final mean Dice; painted within 0.005): **{chosen}**."]
+        shares = {SYNTHESIS_PROB: finals[chosen][0],
+                  **{p: finals[f"{chosen}_p{p:g}"][0] for p in args.probabilities}}
+        best = max(shares.values())
+        share = max(p for p, dice in shares.items() if dice >= best - 0.005)
+        lines.append(f"Share of synthesised crops chosen by the rule (highest final mean Dice; the larger share "
+                     f"within 0.005): **{share:g}**.")
     Path(args.results).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
