@@ -37,11 +37,11 @@ def test_synthesis_replaces_the_share_of_images_asked_for():
     assert 70 < sum(synthesised) < 130
     out = Compose(segmentation_synthesis(1.0))({"image": image, "label": label})
     assert torch.equal(out["label"], label) and out["image"].shape == image.shape
-    # by default the head around the labelled anatomy is painted too: no seam between scan and synthesis
-    assert not torch.equal(out["image"][label == 0], image[label == 0])
+    # by default the scan outside the labelled anatomy stays (DLMUSE labels the brain, not the head around it)
+    assert torch.equal(out["image"][label == 0], image[label == 0])
     assert 0 <= out["image"].min() and out["image"].max() <= 1 and len(np.unique(out["image"].numpy())) > 100
-    kept = Compose(segmentation_synthesis(1.0, unlabelled_classes=0))({"image": image, "label": label})
-    assert torch.equal(kept["image"][label == 0], image[label == 0])
+    painted = Compose(segmentation_synthesis(1.0, unlabelled_classes=3))({"image": image, "label": label})
+    assert not torch.equal(painted["image"][label == 0], image[label == 0])  # or it is painted too
     assert segmentation_synthesis(0.0) == []
     with pytest.raises(ValueError, match="synthesis_prob must be in"):
         segmentation_synthesis(1.5)
@@ -63,3 +63,11 @@ def test_the_bundle_synthesises_from_the_classes_not_the_atlas_ids(tmp_path):
     transforms = parser.get_parsed_content("train#preprocessing").transforms
     kinds = [type(t) for t in transforms]
     assert kinds.index(MapLabelValued) < kinds.index(RandLabelMapSynthesisd)
+    synthesis = transforms[kinds.index(RandLabelMapSynthesisd)]
+    # the default chosen on tuning subjects (benchmarks/results/synthesis_probe.md): the scan kept around the labels
+    assert synthesis.unlabelled_classes == 0 and synthesis.keep_unlabelled
+
+    parser.update({"synthesis_unlabelled_classes": 3})
+    synthesis = next(t for t in parser.get_parsed_content("train#preprocessing", lazy=False).transforms
+                     if isinstance(t, RandLabelMapSynthesisd))
+    assert synthesis.unlabelled_classes == 3 and not synthesis.keep_unlabelled  # the whole crop painted

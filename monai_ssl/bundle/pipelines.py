@@ -264,16 +264,18 @@ def left_right_flip(lateral_pairs: Sequence[Sequence[int]] | None, prob: float =
     return OneOf([Compose([Flipd(keys, spatial_axis=0), swap]), Identityd(keys)], weights=[prob, 1.0 - prob])
 
 
-def segmentation_synthesis(prob: float, unlabelled_classes: int = 3, image_key: str = "image",
+def segmentation_synthesis(prob: float, unlabelled_classes: int = 0, image_key: str = "image",
                            label_key: str = "label") -> list[MapTransform]:
     """SynthSeg-style domain randomisation of labelled crops: with probability ``prob``, the crop is repainted with
     a new random contrast from its label map (:class:`~monai_ssl.transforms.RandLabelMapSynthesisd`), the training
-    image otherwise. Atlas label maps such as DLMUSE's cover the brain and not the head around it: its voxels of
-    label 0 are painted as ``unlabelled_classes`` extra labels binned by the scan's intensity there (SynthSeg's
-    extra-cerebral labels), so that no seam between synthesis and scan outlines the labels (``0`` keeps the scan
-    there instead). Place it after :func:`segmentation_label_mapping`, so that each class gets one intensity per
-    draw, as SynthSeg generates its images from the segmentation's labels: painted before, the 130 cortical MUSE
-    ids of one class became a patchwork that no scan shows. ``[]`` for ``prob == 0``.
+    image otherwise. Atlas label maps such as DLMUSE's cover the brain and not the head around it: with
+    ``unlabelled_classes`` 0 the crop's voxels of label 0 keep the scan; otherwise they are painted as that many
+    extra labels binned by the scan's intensity there (SynthSeg's extra-cerebral labels), so that no seam between
+    synthesis and scan outlines the labels. Keeping the scan scored higher on the IXI tuning subjects
+    (``benchmarks/results/synthesis_probe.md``), hence the default. Place it after
+    :func:`segmentation_label_mapping`, so that each class gets one intensity per draw, as SynthSeg generates its
+    images from the segmentation's labels: painted before, the 130 cortical MUSE ids of one class became a
+    patchwork that no scan shows. ``[]`` for ``prob == 0``.
 
     Reference:
         Billot et al., "SynthSeg: Segmentation of brain MRI scans of any contrast and resolution without
