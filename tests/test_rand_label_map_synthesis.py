@@ -122,3 +122,9 @@ def test_unlabelled_classes_paint_the_head_around_the_labels_by_its_intensity_bi
         RandLabelMapSynthesisd("label", unlabelled_classes=-1)
     with pytest.raises(ValueError, match="unlabelled_classes needs the scan at 'image'"):
         RandLabelMapSynthesisd("label", unlabelled_classes=2)({"label": labels})
+    numpy_out = RandLabelMapSynthesisd("label", unlabelled_classes=2, **PLAIN).set_random_state(3)(
+        {"label": labels.numpy(), "image": scan.numpy()})
+    assert isinstance(numpy_out["image"], np.ndarray)
+    np.testing.assert_array_equal(numpy_out["image"], plain.numpy())
+    with pytest.raises(ValueError, match="on one grid"):
+        transform({"label": labels, "image": scan[:, :12]})

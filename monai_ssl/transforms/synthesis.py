@@ -254,12 +254,12 @@ class RandLabelMapSynthesisd(RandArrayWrapperd):
         does not scatter the bins into speckle."""
         label_tensor = convert_to_tensor(labels, track_meta=False).long()
         intensities = convert_to_tensor(scan, track_meta=False).float()
-        # divided by the smoothed ones: GaussianSmooth pads with zeros, which would darken a rim at the crop's edges
-        smooth = GaussianSmooth(sigma=1.0)
-        intensities = smooth(intensities) / smooth(torch.ones_like(intensities))
         if intensities.shape != label_tensor.shape:
             raise ValueError(f"unlabelled_classes needs the scan and the label map on one grid, got shapes "
                              f"{tuple(intensities.shape)} and {tuple(label_tensor.shape)}.")
+        # divided by the smoothed ones: GaussianSmooth pads with zeros, which would darken a rim at the crop's edges
+        smooth = GaussianSmooth(sigma=1.0)
+        intensities = smooth(intensities) / smooth(torch.ones_like(intensities))
         unlabelled = label_tensor == 0
         combined = label_tensor + self.unlabelled_classes
         if unlabelled.any():
@@ -268,9 +268,6 @@ class RandLabelMapSynthesisd(RandArrayWrapperd):
             scaled = (intensities - low) / (high - low).clamp_min(1e-6)
             bins = (scaled * self.unlabelled_classes).long().clamp(0, self.unlabelled_classes - 1) + 1
             combined = torch.where(unlabelled, bins, combined)
-        if isinstance(labels, MetaTensor):
-            return MetaTensor(combined, meta=labels.meta, applied_operations=labels.applied_operations)
-        return combined
-
+        return convert_to_dst_type(combined, labels, dtype=torch.int64)[0]  # labels + classes may not fit uint8
 
 RandLabelMapSynthesisD = RandLabelMapSynthesisDict = RandLabelMapSynthesisd
