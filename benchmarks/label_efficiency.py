@@ -690,7 +690,8 @@ def goals(headline: dict, results: dict) -> list[str]:
     for (dataset, setting, arm, reference), c in sorted(headline.items()):
         if base_arm(arm) == "scratch" or c is None:
             continue
-        interval = f"{100 * c['mean']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] points (n = {c['n']})"
+        interval = (f"{100 * c['mean']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] points (n = {c['n']})"
+                    if c["n"] > 1 else f"{100 * c['mean']:+.1f} points (n = 1, no interval)")
         if dataset == "ixi_coarse" and setting == 1 and reference == "scratch":
             lines.append(f"- IXI coarse, 1 labelled, {arm} vs scratch: {interval} (goal ≥ +5, interval above 0): "
                          f"{met(c['mean'] >= 0.05 and c['low'] > 0)}")
@@ -705,8 +706,9 @@ def goals(headline: dict, results: dict) -> list[str]:
                          f"{met(c['mean'] >= 0.03 and c['low'] > 0)}")
         if reference == "scratch" and dataset.startswith("ixi") and setting == 1:
             reached, budget = c["reached"], c["budget"]
-            lines.append(f"  - reaches scratch's final Dice at iteration {reached if reached is not None else '-'} of "
-                         f"{budget} (goal: half or fewer): {met(reached is not None and reached <= budget / 2)}")
+            reach = f"at iteration {reached} of {budget}" if reached is not None else f"not within {budget} iterations"
+            lines.append(f"  - reaches scratch's final Dice {reach} (goal: half or fewer): "
+                         f"{met(reached is not None and reached <= budget / 2)}")
     for dataset in ("ixi_coarse", "ixi_fine"):
         settings = results.get(dataset, {})
         if 2 in settings and 8 in settings and "scratch" in settings[8]:

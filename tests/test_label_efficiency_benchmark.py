@@ -16,6 +16,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import label_efficiency  # noqa: E402
 from label_efficiency import (  # noqa: E402
     compare,
+    goals,
     iterations_to_reach,
     mean_sd,
     run_key,
@@ -55,6 +56,16 @@ def test_subject_bootstrap_resamples_evaluation_subjects():
     low, high = subject_bootstrap(scratch + np.array([0.1, -0.1, 0.1, -0.1]), scratch)
     assert low < 0 < high and subject_bootstrap(scratch + 0.1 * np.arange(4), scratch) == \
         subject_bootstrap(scratch + 0.1 * np.arange(4), scratch)  # seeded
+
+
+def test_goals_say_what_was_not_reached_and_give_no_interval_for_one_pair():
+    one_pair = {"mean": 0.035, "low": float("nan"), "high": float("nan"), "n": 1, "reached": None, "budget": 1040}
+    text = "\n".join(goals({("ixi_coarse", 1, "encoder", "scratch"): one_pair}, {}))
+    assert "+3.5 points (n = 1, no interval)" in text and "nan" not in text
+    assert "not within 1040 iterations" in text and "not met" in text
+    six_pairs = dict(one_pair, low=0.01, high=0.06, n=6, reached=520)
+    text = "\n".join(goals({("ixi_coarse", 1, "encoder", "scratch"): six_pairs}, {}))
+    assert "+3.5 [+1.0, +6.0] points (n = 6)" in text and "at iteration 520 of 1040 (goal: half or fewer): met" in text
 
 
 def test_compare_pairs_runs_by_fold_and_seed():
