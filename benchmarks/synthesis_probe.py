@@ -8,7 +8,7 @@ labelled region unless it paints them too:
 - ``painted``: label 0 is painted as 3 extra labels binned by the scan's intensity there (SynthSeg's
   extra-cerebral labels), so the whole crop is synthetic.
 
-Each variant fine-tunes from scratch on fold 0's labelled subject with the cpu preset's IXI coarse budget and is
+Each variant fine-tunes from scratch on fold 0's labelled subject with the preset's IXI coarse budget and is
 validated on the IXI tuning subjects (``ixi_dlmuse/train`` subjects that are neither labelled nor evaluated); no
 evaluation subject is read. The rule, written before any variant ran: the variant with the higher final mean Dice
 becomes the segmentation bundle's ``synthesis_unlabelled_classes`` default and so the ``+synthseg`` arms'
@@ -49,6 +49,9 @@ VARIANTS = {"scratch": {"synthesis_prob": 0.0},
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="label_efficiency.py's presets")
+    parser.add_argument("--work-dir", help="intermediate files, shared with label_efficiency.py's runs (default: "
+                        "outputs/label_efficiency/<preset>)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--probabilities", nargs="*", type=float, default=[0.1, 0.25],
                         help="shares of synthesised crops tried with the chosen variant, beside the default")
@@ -56,8 +59,8 @@ def main() -> None:
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "synthesis_probe.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    preset = dict(PRESETS["cpu"], label_counts=[1], folds=[0])
-    work = (REPO / "outputs" / "label_efficiency" / "cpu").resolve()
+    preset = dict(PRESETS[args.preset], label_counts=[1], folds=[0])
+    work = Path(args.work_dir or REPO / "outputs" / "label_efficiency" / args.preset).resolve()
     spec = load_datasets(argparse.Namespace(datasets=["ixi_coarse"], choose_budget=False, ixi_eval_dir=None,
                                             data_root=args.data_root), Path(args.data_root), work)["ixi_coarse"]
     _, _, labelled = spec["draws"](preset)[0]

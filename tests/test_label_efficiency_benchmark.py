@@ -179,3 +179,24 @@ def test_smoke_run_writes_the_results(tmp_path):
         return [line for line in text.splitlines() if not line.startswith(("- date", "- wall time"))]
 
     assert without_timing((tmp_path / "results" / "label_efficiency.md").read_text()) == without_timing(table)
+
+
+def test_synthesis_probe_runs_every_variant_on_tuning_subjects_and_applies_its_rules(tmp_path):
+    shared_path("ixi_dlmuse", "train")
+    results = tmp_path / "synthesis_probe.md"
+    command = [sys.executable, str(REPO / "benchmarks" / "synthesis_probe.py"), "--preset", "smoke", "--work-dir",
+               str(tmp_path / "work"), "--results", str(results), "--probabilities", "0.2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = results.read_text()
+    rows = {line.split(" | ")[0][2:]: float(line.split(" | ")[1]) for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith(("| variant", "|---"))}
+    chosen = "kept" if rows["kept"] > rows["painted"] + 0.005 else "painted"
+    assert set(rows) == {"scratch", "kept", "painted", f"{chosen}_p0.2"}
+    assert f"**{chosen}**" in table
+    best = max(rows[chosen], rows[f"{chosen}_p0.2"])
+    share = 0.5 if rows[chosen] >= best - 0.005 else 0.2
+    assert f"Share of synthesised crops chosen by the rule (highest final mean Dice; the larger share within " \
+           f"0.005): **{share:g}**" in table
+    evaluation = os.listdir(shared_path("ixi_dlmuse", "eval"))
+    assert "8 tuning subjects" in table and not any(name in table for name in evaluation)  # never read
