@@ -4,8 +4,8 @@ It drives the segmentation bundle through ``ConfigWorkflow`` (the code users run
 own. Every arm fine-tunes the same UNet (the bundles' ``network_def``) with the same iteration budget, schedule and
 augmentation; arms differ only in their initial weights, or, for the ``+synthseg`` arms, in SynthSeg-style
 synthesis of a share of the training crops from the labelled subjects' own label maps (domain randomisation, the
-strongest scarce-label baseline without pretraining). The *final* model is evaluated on subjects that were never
-pretrained on, fine-tuned on or used to choose anything.
+usual scarce-label baseline without pretraining; at the cpu preset's budget it falls under plain scratch). The
+*final* model is evaluated on subjects that were never pretrained on, fine-tuned on or used to choose anything.
 
 Datasets (``--data-root``, laid out like ``../shared/data``):
 
