@@ -264,8 +264,8 @@ def left_right_flip(lateral_pairs: Sequence[Sequence[int]] | None, prob: float =
     return OneOf([Compose([Flipd(keys, spatial_axis=0), swap]), Identityd(keys)], weights=[prob, 1.0 - prob])
 
 
-def segmentation_synthesis(prob: float, unlabelled_classes: int = 0, image_key: str = "image",
-                           label_key: str = "label") -> list[MapTransform]:
+def segmentation_synthesis(prob: float, image_key: str = "image", label_key: str = "label",
+                           unlabelled_classes: int = 0) -> list[MapTransform]:
     """SynthSeg-style domain randomisation of labelled crops: with probability ``prob``, the crop is repainted with
     a new random contrast from its label map (:class:`~monai_ssl.transforms.RandLabelMapSynthesisd`), the training
     image otherwise. Atlas label maps such as DLMUSE's cover the brain and not the head around it: with
