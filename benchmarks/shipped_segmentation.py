@@ -88,7 +88,6 @@ def draw_example(subject: dict, work: Path, picture: Path) -> None:
     import nibabel as nib
     from monai.bundle import ConfigWorkflow
 
-    from monai_ssl.bundle import default_labels
     from monai_ssl.visualize import render_segmentation_montage
 
     scans = work / "example" / "scans"
@@ -104,8 +103,7 @@ def draw_example(subject: dict, work: Path, picture: Path) -> None:
     prediction = next((work / "example" / "predictions").rglob("*_seg.nii.gz"))
     # the prediction is written in the scan's own voxel order (IXI's is sagittal): both drawn in RAS
     image, labels = (nib.as_closest_canonical(nib.load(p)).get_fdata() for p in (scan, prediction))
-    render_segmentation_montage(image, labels, str(picture),
-                                default_labels()["label_names"],
+    render_segmentation_montage(image, labels, str(picture), SETTINGS["label_names"],
                                 title=f"{subject['name']} (IXI eval, never used to choose anything): the shipped "
                                 "model's brain regions")
 
