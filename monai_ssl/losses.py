@@ -48,10 +48,11 @@ class JigsawLoss(nn.Module):
 
 
 class RestorationLoss(nn.Module):
-    """Voxel-wise restoration loss between a prediction and the original image.
+    """Voxel-wise restoration loss between a prediction and the original image, averaged over every voxel or, with
+    a ``mask``, over the masked voxels only (SimMIM: the visible voxels would only teach copying the input).
 
     Args:
-        kind: ``"mse"`` (Models Genesis) or ``"l1"``.
+        kind: ``"mse"`` (Models Genesis) or ``"l1"`` (SimMIM).
     """
 
     KINDS = ("mse", "l1")
@@ -62,10 +63,22 @@ class RestorationLoss(nn.Module):
             raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}.")
         self.kind = kind
 
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Args:
+            prediction, target: ``(B, C, *spatial)``.
+            mask: optional ``(B, 1, *spatial)`` weights (1 where a voxel counts), shared by the channels.
+        """
         if prediction.shape != target.shape:
             raise ValueError(f"prediction shape {tuple(prediction.shape)} differs from target {tuple(target.shape)}.")
-        return F.mse_loss(prediction, target) if self.kind == "mse" else F.l1_loss(prediction, target)
+        if mask is None:
+            return F.mse_loss(prediction, target) if self.kind == "mse" else F.l1_loss(prediction, target)
+        if mask.shape != (prediction.shape[0], 1, *prediction.shape[2:]):
+            raise ValueError(f"mask shape {tuple(mask.shape)} must be (B, 1, *spatial) of the prediction's "
+                             f"{tuple(prediction.shape)}.")
+        error = (prediction - target) ** 2 if self.kind == "mse" else (prediction - target).abs()
+        # a batch without a masked voxel has nothing to restore: loss 0 (not NaN), no gradient
+        return (error * mask).sum() / (mask.sum() * prediction.shape[1]).clamp_min(1)
 
 
 def _gather_with_gradients(features: torch.Tensor) -> torch.Tensor:

@@ -89,7 +89,7 @@ class PretextModel(nn.Module):
 
     def transform(self) -> Compose:
         """Every task's transform from the preprocessed ``source_key`` volume, then plain tensors for collation."""
-        keys = [k for t in self.tasks.values() for k in (t.input_key, t.label_key)]
+        keys = [k for t in self.tasks.values() for k in t.batch_keys]
         stages = [t.transform() for t in self.tasks.values()]
         return Compose([*stages, EnsureTyped(keys=keys, track_meta=False, allow_missing_keys=True)])
 

@@ -19,6 +19,7 @@ from monai_ssl.transforms import (
     RandRestorationDegradation,
     RandSliceRotation,
     RandVolumeJigsaw,
+    RandVolumeMasking,
 )
 
 __all__ = ["render_pretext_montage", "pretext_montage_figure", "relative_position_views", "render_segmentation_montage"]
@@ -26,7 +27,7 @@ __all__ = ["render_pretext_montage", "pretext_montage_figure", "relative_positio
 _COLUMNS = 8
 #: the registered task each row of the montage shows, in order
 MONTAGE_ROWS = ("jigsaw", "rotation", "relative_position", "colorization", "restoration", "contrastive", "exemplar",
-                "cpc")
+                "cpc", "masked_volume")
 
 
 def _mid_slice(volume: np.ndarray, axis: int = 2) -> np.ndarray:
@@ -92,8 +93,8 @@ def pretext_montage_figure(image: NdarrayOrTensor, seed: int = 0, channel: int =
     Rows (:data:`MONTAGE_ROWS`): volume jigsaw (the shuffled cubes in output order), slice rotation (input and
     output, three orthogonal central slices), relative patch position (the two patches and where they lie),
     intensity colorization (input, target and the remapping curve), restoration (degraded input and target),
-    contrastive and exemplar (the two views), CPC (the grid's context and target cubes). Patch sizes follow the
-    volume's size.
+    contrastive and exemplar (the two views), CPC (the grid's context and target cubes), masked volume (masked
+    input, target and the masked voxels). Patch sizes follow the volume's size.
 
     Args:
         image: channel-first volume ``(C, X, Y, Z)``.
@@ -210,6 +211,15 @@ def pretext_montage_figure(image: NdarrayOrTensor, seed: int = 0, channel: int =
               vmin, vmax)
     row_titles.append(f"CPC: {cpc.num_patches} cubes; the {cpc.context_rows} context rows along axis 0 (yellow) "
                       "predict the encodings of the other rows (red)")
+
+    masking = RandVolumeMasking(cube_size=max(2, smallest // 8))
+    masking.set_random_state(seed)
+    masked = masking(shown)
+    _show(axes[8, 0], _mid_slice(masked[0]), "input (masked)", vmin, vmax)
+    _show(axes[8, 1], _mid_slice(shown[0]), "target (original)", vmin, vmax)
+    _show(axes[8, 2], _mid_slice(masking.mask(shown.shape[1:])[0].astype(np.float32)), "loss counts (white)", 0.0, 1.0)
+    row_titles.append(f"Masked volume (SimMIM): {masking.cube_mask.sum()} of {masking.cube_mask.size} cubes masked; "
+                      "reconstruct them")
 
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.03, top=0.96, hspace=0.6, wspace=0.1)
     for row, title in enumerate(row_titles):

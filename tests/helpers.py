@@ -99,3 +99,37 @@ def unique_volume(shape) -> torch.Tensor:
 def crop(img, start, size):
     """The patch of ``size`` at voxel ``start`` of a channel-first image."""
     return img[(slice(None),) + tuple(slice(int(s), int(s) + n) for s, n in zip(start, size))]
+
+
+def fit_one_batch(model, batch, steps: int = 40, lr: float = 3e-3) -> list[float]:
+    """A pretext model's loss at each of ``steps`` Adam steps on one fixed batch (seeded)."""
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = model.compute_loss(model(batch), batch)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def pretrain_tiny_and_transfer(folder, tasks: list[str]):
+    """Run the pretraining bundle (tiny settings) with ``tasks``, then load its ``model.pt`` into a 4-class
+    segmentation network of the same architecture with the whole network eligible. Returns the pretext checkpoint,
+    the transfer report and the segmentation network's adapter."""
+    from monai.bundle import ConfigWorkflow
+
+    from monai_ssl import load_pretrained
+    from monai_ssl.networks import get_adapter
+
+    flow = ConfigWorkflow(config_file=str(PRETRAINING / "train.json"), workflow_type="train",
+                          **{**TINY_PRETRAINING, **outputs(folder), "tasks": tasks})
+    flow.initialize()
+    flow.run()
+    checkpoint = torch.load(Path(folder) / "models" / "pretext_checkpoint.pt", weights_only=True)
+    segmenter = flow.parser.get_parsed_content("network_def").__class__(
+        **{**checkpoint["config"]["network"]["args"], "out_channels": 4})
+    report = load_pretrained(segmenter, str(Path(folder) / "models" / "model.pt"), encoder_only=False)
+    return checkpoint, report, get_adapter(segmenter)

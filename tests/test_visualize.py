@@ -84,7 +84,7 @@ def test_the_montage_shows_every_registered_task():
     titles = [text.get_text() for text in fig.texts]
     assert len(titles) == len(MONTAGE_ROWS)
     for keyword, title in zip(("jigsaw", "rotation", "relative patch", "colorization", "restoration", "contrastive",
-                               "exemplar", "cpc"), titles):
+                               "exemplar", "cpc", "masked volume"), titles):
         assert keyword in title.lower()
 
 

@@ -16,6 +16,7 @@ from monai_ssl.tasks.restoration import RestorationTask  # noqa: E402  isort: sk
 from monai_ssl.tasks.contrastive import ContrastiveTask, TwoViewTask  # noqa: E402  isort: skip
 from monai_ssl.tasks.exemplar import ExemplarTask  # noqa: E402  isort: skip
 from monai_ssl.tasks.cpc import CPCTask  # noqa: E402  isort: skip
+from monai_ssl.tasks.masked_volume import MaskedVolumeTask  # noqa: E402  isort: skip
 
 __all__ = [
     "CPCTask",
@@ -25,6 +26,7 @@ __all__ = [
     "DenseRestorationTask",
     "ExemplarTask",
     "JigsawTask",
+    "MaskedVolumeTask",
     "PretextTask",
     "RelativePositionTask",
     "RestorationTask",

@@ -73,6 +73,11 @@ class PretextTask:
         self.task_transform: MapTransform
         self.loss: nn.Module
 
+    @property
+    def batch_keys(self) -> tuple[str, ...]:
+        """The keys the task's transform writes and its loss reads, converted to plain tensors for collation."""
+        return self.input_key, self.label_key
+
     def transform(self) -> Compose:
         """Copy the source volume to ``input_key`` and apply the task's transform there.
 
@@ -197,11 +202,18 @@ class DenseRestorationTask(PretextTask):
     def predict(self, adapter: EncoderAdapter, head: nn.Module, batch: Batch) -> torch.Tensor:
         return head(adapter.network(batch[self.input_key]))
 
+    def score_mask(self, batch: Batch) -> torch.Tensor | None:
+        """The voxels the score counts (broadcast over channels), or ``None`` for all of them."""
+        return None
+
     def score_counts(self, prediction: torch.Tensor, batch: Batch) -> tuple[float, float]:
-        """The squared error of the restoration and of the degraded input itself (the identity baseline)."""
+        """The squared error of the restoration and of the degraded input itself (the identity baseline), over the
+        voxels of :py:meth:`score_mask`."""
         target = batch[self.label_key]
-        restoration = float(((prediction.float() - target) ** 2).sum())
-        identity = float(((batch[self.input_key].float() - target) ** 2).sum())
+        mask = self.score_mask(batch)
+        weight = 1.0 if mask is None else mask.float()
+        restoration = float((((prediction.float() - target) ** 2) * weight).sum())
+        identity = float((((batch[self.input_key].float() - target) ** 2) * weight).sum())
         return restoration, identity
 
     def chance_score(self) -> float:

@@ -20,6 +20,12 @@ from monai_ssl.transforms.jigsaw import (
     RandVolumeJigsawDict,
     max_hamming_permutations,
 )
+from monai_ssl.transforms.masked_volume import (
+    RandVolumeMasking,
+    RandVolumeMaskingd,
+    RandVolumeMaskingD,
+    RandVolumeMaskingDict,
+)
 from monai_ssl.transforms.relative_position import (
     RandRelativePatchPosition,
     RandRelativePatchPositiond,
@@ -79,6 +85,10 @@ __all__ = [
     "RandVolumeJigsawd",
     "RandVolumeJigsawD",
     "RandVolumeJigsawDict",
+    "RandVolumeMasking",
+    "RandVolumeMaskingd",
+    "RandVolumeMaskingD",
+    "RandVolumeMaskingDict",
     "max_hamming_permutations",
     "neighbour_offsets",
 ]
