@@ -8,6 +8,7 @@ from monai_ssl.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from monai_ssl.pretext_model import PretextModel  # noqa: E402
 from monai_ssl.tasks import create_task, list_tasks, register_task  # noqa: E402
 from monai_ssl.engine import AtomicCheckpointSaver, PretextTrainer, pretext_save_dict  # noqa: E402
+from monai_ssl.semi_supervised import MeanTeacher  # noqa: E402
 from monai_ssl.transfer import EncoderFreezeHandler, LoadReport, encoder_param_groups, load_pretrained  # noqa: E402
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "AtomicCheckpointSaver",
     "EncoderFreezeHandler",
     "LoadReport",
+    "MeanTeacher",
     "PretextModel",
     "PretextTrainer",
     "create_task",

@@ -78,7 +78,7 @@ def test_the_dataset_follows_the_choice(monkeypatch, scans, tmp_path):
     monkeypatch.setattr(pool_cache, "available_memory", lambda: 1000)
     on_disk = pretext_dataset(scans, model, "MR", None, (32, 32, 32), cache_dir=str(tmp_path / "c"))
     assert isinstance(on_disk, PersistentDataset) and len(on_disk[0]) == 4
-    with pytest.raises(ValueError, match="or 'auto' for a pool this size, see the log"):
+    with pytest.raises(ValueError, match="or 'auto' for this many volumes, see the log"):
         pretext_dataset(scans, model, "MR", None, (32, 32, 32))
     with pytest.raises(ValueError, match="cache must be one of"):
         pretext_dataset(scans, model, "MR", None, (32, 32, 32), cache="ram")

@@ -25,6 +25,7 @@ from monai_ssl.bundle.data_sources import (
     segmentation_files,
     shipped_encoder_path,
     training_files,
+    unlabelled_scans,
     validation_files,
 )
 from monai_ssl.bundle.metrics import per_class_dice
@@ -41,6 +42,7 @@ from monai_ssl.bundle.pipelines import (
     pretext_dataset,
     segmentation_label_mapping,
     segmentation_synthesis,
+    unlabelled_dataset,
 )
 
 __all__ = [
@@ -78,5 +80,7 @@ __all__ = [
     "segmentation_synthesis",
     "shipped_encoder_path",
     "training_files",
+    "unlabelled_dataset",
+    "unlabelled_scans",
     "validation_files",
 ]

@@ -199,6 +199,22 @@ def training_files(
     raise _no_data("unlabelled scans")
 
 
+def unlabelled_scans(dataset_dir: str | None, datalist: str | None, output_dir: str, demo: bool = False) -> list[dict]:
+    """Unlabelled scans for semi-supervised fine-tuning, ``[{"image": path}, ...]``: as :func:`training_files`
+    gives them (a pretraining datalist, e.g. the pool the encoder was pretrained on, serves as it is), without its
+    ``label_map`` entries, which are skipped with a log line (they are anatomies to synthesise scans from, not
+    scans)."""
+    entries = training_files(dataset_dir, datalist, output_dir, demo)
+    scans = [e for e in entries if IMAGE_KEY in e]
+    if len(scans) < len(entries):
+        logger.warning("semi-supervised fine-tuning skips %d %r entries of %s: they are anatomies, not scans",
+                       len(entries) - len(scans), LABEL_MAP_KEY, datalist)
+    if not scans:
+        raise ValueError(f"no unlabelled scans for semi-supervised fine-tuning in {datalist or dataset_dir!r}; give "
+                         "--unlabelled_datalist or --unlabelled_dir with image files, or set --semi_supervised false.")
+    return scans
+
+
 def validation_files(datalist: str | None) -> list[dict]:
     """Held-out unlabelled volumes for scoring the pretext tasks: a datalist's ``"validation"`` list (entries
     ``{"image": path}`` or ``{"label_map": path}``, as in :func:`training_files`), or none."""

@@ -24,6 +24,8 @@ from monai.transforms import (
     OneOf,
     Orientationd,
     RandFlipd,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
     RandSpatialCropSamplesd,
     ScaleIntensityRanged,
     ScaleIntensityRangePercentilesd,
@@ -144,10 +146,7 @@ def pretext_dataset(
         synthesis_args: arguments of :py:class:`RandLabelMapSynthesisd` for the label-map entries.
         allow_empty: return an empty dataset for no files (an optional held-out set) instead of raising.
     """
-    if samples_per_volume < 1:
-        raise ValueError(f"samples_per_volume must be >= 1, got {samples_per_volume}.")
-    if cache not in CACHE_MODES:
-        raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}.")
+    _check_dataset_settings(samples_per_volume, cache)
     check_pretext_setup(model, roi_size)
     # each volume's id rides along with its crops, so that the tasks that contrast samples never take a crop of the
     # same volume for another volume; a digest of its path, not its place in the list, so that a disk cache (keyed
@@ -157,11 +156,7 @@ def pretext_dataset(
     label_maps = [e for e in entries if LABEL_MAP_KEY in e]
     if len(images) + len(label_maps) != len(files):
         raise ValueError(f"every pretraining entry needs an {IMAGE_KEY!r} or a {LABEL_MAP_KEY!r} path.")
-    if cache == "auto" and entries:
-        cache = choose_cache(entries, spacing)
-    if cache == "disk" and not cache_dir:
-        raise ValueError("the disk cache (cache='disk', or 'auto' for a pool this size, see the log) needs a "
-                         "cache_dir.")
+    cache = _resolve_cache(entries, spacing, cache, cache_dir)
     datasets = []
     if images:
         transforms = [
@@ -186,6 +181,53 @@ def pretext_dataset(
         raise ValueError("the datalist has no training entries; give scans (dataset_dir, or a datalist whose "
                          "'training' list is not empty).")
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+
+
+def unlabelled_dataset(
+    files: Sequence[Mapping[str, Any]],
+    modality: str,
+    spacing: Sequence[float] | None,
+    roi_size: Sequence[int],
+    samples_per_volume: int = 4,
+    cache: str = "auto",
+    cache_dir: str | None = None,
+    num_workers: int = 0,
+) -> Dataset:
+    """The unlabelled scans of semi-supervised fine-tuning: :func:`preprocessing` cached once per scan, then
+    ``samples_per_volume`` random ``roi_size`` crops per load with the segmentation bundle's intensity
+    augmentation (scale and shift, each with probability 0.5). ``cache`` as in :func:`pretext_dataset`; no files
+    give an empty dataset."""
+    _check_dataset_settings(samples_per_volume, cache)
+    if not files:
+        return Dataset([])
+    cache = _resolve_cache(files, spacing, cache, cache_dir)
+    transforms = [
+        *preprocessing(modality, spacing, roi_size, track_meta=False),
+        RandSpatialCropSamplesd(IMAGE_KEY, roi_size=roi_size, num_samples=samples_per_volume, random_size=False),
+        RandScaleIntensityd(IMAGE_KEY, factors=0.1, prob=0.5),
+        RandShiftIntensityd(IMAGE_KEY, offsets=0.1, prob=0.5),
+    ]
+    return _cached(list(files), transforms, cache, cache_dir, num_workers)
+
+
+def _check_dataset_settings(samples_per_volume: int, cache: str) -> None:
+    """A ``ValueError`` for a crop count or cache mode that no dataset of the bundles can use."""
+    if samples_per_volume < 1:
+        raise ValueError(f"samples_per_volume must be >= 1, got {samples_per_volume}.")
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}.")
+
+
+def _resolve_cache(entries: Sequence[Mapping[str, Any]], spacing: Sequence[float] | None, cache: str,
+                  cache_dir: str | None) -> str:
+    """``cache``, with ``"auto"`` decided for ``entries`` (:func:`~monai_ssl.bundle.cache.choose_cache`, logged);
+    a ``ValueError`` when the disk cache has no folder."""
+    if cache == "auto" and entries:
+        cache = choose_cache(entries, spacing)
+    if cache == "disk" and not cache_dir:
+        raise ValueError("the disk cache (cache='disk', or 'auto' for this many volumes, see the log) needs a "
+                         "cache_dir.")
+    return cache
 
 
 def _volume_id(entry: Mapping[str, Any]) -> int:
