@@ -4,7 +4,8 @@ It drives the segmentation bundle through ``ConfigWorkflow`` (the code users run
 own. Every arm fine-tunes the same UNet (the bundles' ``network_def``) with the same iteration budget, schedule and
 augmentation; arms differ only in their initial weights, or, for the ``+synthseg`` arms, in SynthSeg-style
 synthesis of a share of the training crops from the labelled subjects' own label maps (domain randomisation, the
-usual scarce-label baseline without pretraining; at the cpu preset's budget it falls under plain scratch). The
+usual scarce-label baseline without pretraining; at the cpu preset's budget it falls under plain scratch), or, for
+the ``+meanteacher`` arms, in a mean teacher on the unlabelled real pool (semi-supervised fine-tuning). The
 *final* model is evaluated on subjects that were never pretrained on, fine-tuned on or used to choose anything.
 
 Datasets (``--data-root``, laid out like ``../shared/data``):
@@ -23,7 +24,10 @@ Arms: ``scratch``; a pretrained arm per ``--pretrained NAME=PATH[,PATH...]`` (on
 for all; default ``all`` = the encoder shipped in ``bundles/pretext_pretraining/models/model.pt``); ``--pretrain``
 pretrains the arms named after a task mix (``all`` or a registered task) through the pretraining bundle, with its
 current task settings, on the real pool of ``benchmarks/real_mri.py`` (never an evaluation subject). Any arm
-``NAME+synthseg`` is arm ``NAME`` with SynthSeg-style synthesis (IXI datasets only). Pairs are (fold, seed).
+``NAME+synthseg`` is arm ``NAME`` with SynthSeg-style synthesis (IXI datasets only); any arm ``NAME+meanteacher`` is
+arm ``NAME`` with the segmentation bundle's ``semi_supervised`` mean teacher on the real pool's training scans (no
+evaluation subject; the labelled subjects' own images are among them; single-channel datasets only). Pairs are
+(fold, seed).
 
 Statistics: for each arm against scratch, the mean paired difference with its 95 % t interval (df = n - 1) over the
 (fold, seed) pairs, and a paired bootstrap over evaluation subjects; "helps" only when the t interval excludes 0.
@@ -77,6 +81,9 @@ from real_mri import ixi_subjects, labelled_draw, real_pool, split_ixi_train  # 
 TASKS = ["jigsaw", "rotation", "colorization", "relative_position"]
 MIXES = ["all", *list_tasks()]
 SYNTHSEG = "+synthseg"
+MEAN_TEACHER = "+meanteacher"
+#: what an arm's name may add to a base arm (``scratch``, a pretrained or a pretrained-here arm), in this order
+VARIANTS = (SYNTHSEG, MEAN_TEACHER)
 # share of training crops synthesised from their label map in the +synthseg arms, the scan kept around the label
 # map: chosen with benchmarks/synthesis_probe.py on the IXI tuning subjects (0.1 of 0.1, 0.25 and 0.5, by its rule)
 SYNTHESIS_PROB = 0.1
@@ -246,8 +253,11 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     config_file = bundles / "brain_mri_segmentation" / "configs" / "train.json"
     # a finished run is kept under a hash of everything it depends on, so that an interrupted benchmark re-run
     # picks up where it stopped (and a changed setting, file, source or checkpoint is never mistaken for it)
+    unlabelled = (json.loads(Path(settings["unlabelled_datalist"]).read_text())["training"]
+                  if settings.get("semi_supervised") else [])
     key = run_key(Path(datalist).read_text(), settings, file_digest(str(config_file)),
-                  file_digest(pretrained) if pretrained else None, files=entry_files(labelled + evaluation))
+                  file_digest(pretrained) if pretrained else None,
+                  files=entry_files(labelled + evaluation + unlabelled))
     finished = work / "fine_tune" / run_name / f"result_{key}.json"
     if finished.exists():
         print(f"  {run_name}: finished earlier, result reused from {finished}", flush=True)
@@ -335,9 +345,9 @@ def parse_pretrained(values: list[str]) -> dict[str, list[str]]:
     arms: dict[str, list[str]] = {}
     for value in values or []:
         arm, _, paths = value.partition("=")
-        if not arm or arm == "scratch" or SYNTHSEG in arm or not paths:
+        if not arm or arm == "scratch" or any(v in arm for v in VARIANTS) or not paths:
             raise SystemExit(f"--pretrained takes NAME=PATH[,PATH...] with NAME an arm other than scratch (its "
-                             f"{SYNTHSEG} variant follows), got {value!r}.")
+                             f"{' and '.join(VARIANTS)} variants follow), got {value!r}.")
         arms[arm] = paths.split(",")
         for path in arms[arm]:
             if not os.path.isfile(path):
@@ -346,7 +356,15 @@ def parse_pretrained(values: list[str]) -> dict[str, list[str]]:
 
 
 def base_arm(arm: str) -> str:
-    return arm.removesuffix(SYNTHSEG)
+    """The arm without its variants: ``all+synthseg+meanteacher`` -> ``all``."""
+    for variant in reversed(VARIANTS):
+        arm = arm.removesuffix(variant)
+    return arm
+
+
+def without_last_variant(arm: str) -> str | None:
+    """The arm this one adds its last variant to (``all+synthseg+meanteacher`` -> ``all+synthseg``), or ``None``."""
+    return next((arm.removesuffix(v) for v in VARIANTS if arm.endswith(v)), None)
 
 
 # ---- main ----------------------------------------------------------------------------------------------------
@@ -368,7 +386,7 @@ def main() -> None:
     parser.add_argument("--regions-eval", nargs="+", type=int, default=list(range(16, 21)))
     parser.add_argument("--arms", nargs="+", default=["scratch", "all"],
                         help=f"scratch, pretrained arms (--pretrained NAME, or with --pretrain one of {MIXES}), "
-                        f"and any of them with '{SYNTHSEG}'")
+                        f"and any of them with '{SYNTHSEG}', '{MEAN_TEACHER}' or both, in that order")
     parser.add_argument("--seeds", nargs="+", type=int, help="fine-tuning seeds (default: the preset's)")
     parser.add_argument("--threads", type=int, help="torch threads (default: the preset's); 1 beside another job "
                         "on the same cores, where oversubscribed threads slow both many times over")
@@ -409,6 +427,8 @@ def main() -> None:
         pretrained["all"] = [str(SHIPPED)]
     for arm in args.arms:
         base = base_arm(arm)
+        if base + "".join(v for v in VARIANTS if v in arm) != arm:
+            raise SystemExit(f"arm {arm!r}: variants follow the arm's name once each, in the order {VARIANTS}.")
         if base != "scratch" and base not in pretrained and not (args.pretrain and base in MIXES):
             raise SystemExit(f"arm {arm!r} has no checkpoint: give --pretrained {base}=PATH, or --pretrain with "
                              f"an arm among {MIXES}.")
@@ -446,12 +466,17 @@ def main() -> None:
         for seed_index, seed in enumerate(preset["seeds"]):
             model = checkpoint(arm, seed_index, seed)
             for dataset in args.datasets:
-                if arm.endswith(SYNTHSEG) and not dataset.startswith("ixi"):
+                if SYNTHSEG in arm and not dataset.startswith("ixi"):
                     continue  # synthesis paints atlas label maps: the IXI datasets only
+                if MEAN_TEACHER in arm and data[dataset]["in_channels"] != 1:
+                    continue  # the real pool's scans are single-channel: no unlabelled FLAIR + T1c pairs
                 spec = data[dataset]
                 overrides = dict(args.fine_tune_overrides, label_sources=spec["label_sources"],
                                  lateral_pairs=spec["lateral_pairs"],
-                                 synthesis_prob=SYNTHESIS_PROB if arm.endswith(SYNTHSEG) else 0.0)
+                                 synthesis_prob=SYNTHESIS_PROB if SYNTHSEG in arm else 0.0)
+                if MEAN_TEACHER in arm:
+                    overrides.update(semi_supervised=True, unlabelled_cache="memory",
+                                     unlabelled_datalist=unlabelled_pool(work, data_root))
                 for setting, fold, labelled in spec["draws"](preset):
                     print(f"{dataset}: {arm}, {setting} labelled, fold {fold}, seed {seed}", flush=True)
                     results[dataset][setting][arm][(fold, seed)] = fine_tune(
@@ -461,6 +486,16 @@ def main() -> None:
         # after every arm, so that a long run stopped early still leaves the arms it finished
         write_results(args, preset, results, pretrained, skipped, time.time() - start, data, commit,
                       final=arm == args.arms[-1])
+
+
+def unlabelled_pool(work: Path, data_root: Path) -> str:
+    """A datalist of the real pool's training scans (``benchmarks/real_mri.py``: no evaluation subject) for the
+    mean-teacher arms."""
+    path = work / "lists" / "unlabelled_pool.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        Path(temporary).write_text(json.dumps({"training": real_pool(data_root)["training"]}, indent=1))
+    return str(path)
 
 
 def load_datasets(args, data_root: Path, work: Path) -> dict[str, dict]:
@@ -619,6 +654,8 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, skipped: 
              f"- pretrained weights: {weights or 'none'}",
              f"- `{SYNTHSEG}` arms: {SYNTHESIS_PROB:.0%} of the training crops synthesised from their DLMUSE label "
              "map (SynthSeg-style random contrast, bias, blur, noise, gamma), the same init as the arm without it",
+             f"- `{MEAN_TEACHER}` arms: the segmentation bundle's mean teacher (`semi_supervised`, its default "
+             "weight, ramp-up, decay and noise) on the real pool's training scans, the same init as the arm without it",
              f"- fine-tuning overrides for every arm: {json.dumps(args.fine_tune_overrides) or '{}'}; "
              f"{speed_settings(args.fine_tune_overrides)}",
              *[f"- {dataset}: {spec['describe']}" for dataset, spec in data.items() if dataset in results],
@@ -641,8 +678,9 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, skipped: 
             shown = classes if len(classes) <= 10 else []
             lines += [f"## {title}, folds {folds}", "",
                       "| arm | pairs | mean | " + "".join(f"{c} | " for c in shown) +
-                      f"vs scratch (points) | vs scratch{SYNTHSEG} (points) | iterations to scratch's final |",
-                      "|---|---|---|" + "---|" * len(shown) + "---|---|---|"]
+                      f"vs scratch (points) | vs scratch{SYNTHSEG} (points) | vs the arm without its last variant "
+                      "(points) | iterations to scratch's final |",
+                      "|---|---|---|" + "---|" * len(shown) + "---|---|---|---|"]
             scratch, strong = arms.get("scratch", {}), arms.get("scratch" + SYNTHSEG, {})
             scratch_final = float(np.mean([score(r) for r in scratch.values()])) if scratch else None
             for arm, runs in arms.items():
@@ -660,9 +698,12 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, skipped: 
                             runs, scratch, metric=lambda r: r["dice"]["whole_tumour"])
                 if against_strong is not None:
                     headline[(dataset, setting, arm, "scratch" + SYNTHSEG)] = against_strong
+                plain = without_last_variant(arm)
+                against_plain = compare(runs, arms[plain]) if plain in arms else None
                 lines.append(f"| {arm} | {len(runs)} | {mean_sd([score(r) for r in runs.values()])} | {cells}"
                              f"{against['text'] if against else '-'} | "
-                             f"{against_strong['text'] if against_strong else '-'} | {reach} |")
+                             f"{against_strong['text'] if against_strong else '-'} | "
+                             f"{against_plain['text'] if against_plain else '-'} | {reach} |")
             lines.append("")
     lines += goals(headline, results)
     (out / "label_efficiency.md").write_text("\n".join(lines) + "\n")

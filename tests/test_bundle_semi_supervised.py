@@ -44,7 +44,7 @@ def test_the_demo_trains_a_mean_teacher_and_logs_the_consistency(tmp_path):
     assert (tmp_path / "models" / "model.pt").exists()
 
 
-def test_a_pretraining_datalist_serves_and_its_label_maps_are_skipped_with_a_reason(tmp_path, caplog):
+def test_a_pretraining_datalist_serves_its_label_maps_skipped_and_its_channels_checked(tmp_path, caplog):
     images = write_phantom_images(tmp_path / "scans", 2, size=32)
     datalist = tmp_path / "pool.json"
     datalist.write_text(json.dumps({"training": [{"image": str(p)} for p in images] + [{"label_map": "anatomy.nii"}]}))
@@ -52,6 +52,8 @@ def test_a_pretraining_datalist_serves_and_its_label_maps_are_skipped_with_a_rea
         scans = unlabelled_scans(None, str(datalist), str(tmp_path))
     assert scans == [{"image": str(p)} for p in images]
     assert "skips 1 'label_map' entries" in caplog.text
+    with pytest.raises(ValueError, match=r'the model takes 2 channel.*\(--unlabelled_datalist\) whose "training"'):
+        unlabelled_scans(None, str(datalist), str(tmp_path), in_channels=2)
     datalist.write_text(json.dumps({"training": [{"label_map": "anatomy.nii"}]}))
     with pytest.raises(ValueError, match="set --semi_supervised false"):
         unlabelled_scans(None, str(datalist), str(tmp_path))

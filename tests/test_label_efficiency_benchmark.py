@@ -15,6 +15,7 @@ from tests.helpers import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 import label_efficiency  # noqa: E402
 from label_efficiency import (  # noqa: E402
+    base_arm,
     compare,
     goals,
     iterations_to_reach,
@@ -24,6 +25,7 @@ from label_efficiency import (  # noqa: E402
     subject_bootstrap,
     t_interval,
     verdict,
+    without_last_variant,
 )
 
 SCRIPT = str(REPO / "benchmarks" / "label_efficiency.py")
@@ -122,6 +124,15 @@ def test_source_state_leaves_out_the_runs_own_results(tmp_path, monkeypatch):
     assert source_state(str(tmp_path / "results")).startswith("unknown")
 
 
+def test_arm_variants_strip_in_order_and_out_of_order_is_refused(tmp_path):
+    assert base_arm("all+synthseg+meanteacher") == base_arm("all+meanteacher") == base_arm("all") == "all"
+    assert without_last_variant("all+synthseg+meanteacher") == "all+synthseg"
+    assert without_last_variant("all+synthseg") == "all" and without_last_variant("all") is None
+    result = subprocess.run([sys.executable, SCRIPT, "--preset", "smoke", "--arms", "scratch+meanteacher+synthseg",
+                             "--work-dir", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode != 0 and "in the order ('+synthseg', '+meanteacher')" in result.stderr
+
+
 def test_overlapping_subjects_are_refused(tmp_path):
     shared_path("synthseg_label_maps")
     result = subprocess.run([sys.executable, SCRIPT, "--preset", "smoke", "--regions-train", "1", "16",
@@ -150,13 +161,16 @@ def test_smoke_run_writes_the_results(tmp_path):
         os.symlink(ixi_eval / subject, unseen / subject)
     command = [sys.executable, SCRIPT, "--preset", "smoke", "--work-dir", str(tmp_path / "work"),
                "--results-dir", str(tmp_path / "results"), "--arms", "scratch", "scratch+synthseg", "rotation",
-               "--pretrain", "--datasets", "ixi_coarse", "tumour", "synthetic_regions", "--ixi-eval-dir", str(unseen),
+               "rotation+meanteacher", "--pretrain", "--datasets", "ixi_coarse", "tumour", "synthetic_regions", "--ixi-eval-dir", str(unseen),
                "--regions-train", "1", "2", "--regions-eval", "16"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "results" / "label_efficiency.md").read_text()
-    for row in ("| scratch |", "| scratch+synthseg |", "| rotation |"):
+    for row in ("| scratch |", "| scratch+synthseg |", "| rotation |", "| rotation+meanteacher |"):
         assert row in table
+    # the mean-teacher arm against the same init without it, in its own column
+    row = next(line for line in table.splitlines() if line.startswith("| rotation+meanteacher |"))
+    assert row.split(" | ")[-2].startswith(("+", "-")) and "mean teacher" in table
     assert "IXI T1, coarse regions (8)" in table and "hippocampus_amygdala" in table and "silver standard" in table
     assert "evaluated on 2 subjects of" in table and "whole_tumour" in table and "brainstem" in table
     assert "rotation seed 0: 0 steps skipped" in table  # what the pretraining guard did is in the results
@@ -167,13 +181,14 @@ def test_smoke_run_writes_the_results(tmp_path):
     assert len(run["subjects"]["brainstem"]) == 2 and np.mean(run["subjects"]["brainstem"]) == \
         pytest.approx(run["dice"]["brainstem"], abs=1e-5)
     assert "scratch+synthseg" not in raw["tumour"]["1"]  # synthesis needs atlas label maps
+    assert "rotation+meanteacher" not in raw["tumour"]["1"]  # the unlabelled pool has no FLAIR + T1c pairs
     assert (tmp_path / "results" / "label_efficiency.png").stat().st_size > 5000
 
     # a re-run (e.g. after an interruption) reuses every finished fine-tuning run and reproduces the table
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    # ixi: 3 arms; tumour: 2 arms x 2 folds; synthetic regions: 2 arms
-    assert rerun.stdout.count("finished earlier, result reused") == 3 + 4 + 2
+    # ixi: 4 arms; tumour: 2 arms x 2 folds; synthetic regions: 3 arms
+    assert rerun.stdout.count("finished earlier, result reused") == 4 + 4 + 3
 
     def without_timing(text):
         return [line for line in text.splitlines() if not line.startswith(("- date", "- wall time"))]

@@ -187,12 +187,19 @@ def _image_channels(image: str | Sequence[str]) -> int:
     return sum(int(np.prod(nib.load(str(p)).shape[3:], dtype=int)) for p in paths)
 
 
-def check_inference_channels(files: Sequence[Mapping], in_channels: int) -> None:
-    """Check that every image to segment has the network's ``in_channels``, before any is read for inference.
+def check_inference_channels(files: Sequence[Mapping], in_channels: int, list_key: str = "testing",
+                             datalist_option: str = "--datalist") -> None:
+    """Check that every image has the network's ``in_channels`` before any is read: the images to segment, or the
+    unlabelled scans of semi-supervised fine-tuning.
+
+    Args:
+        files: ``[{"image": path or [path per channel]}, ...]``.
+        in_channels: the network's input channels.
+        list_key, datalist_option: the datalist list and the setting that give the images, for the message.
 
     Raises:
         ValueError: naming the image and how to give several channels: one 4D NIfTI per subject, or a datalist
-            whose ``"testing"`` entries list one file per channel (separate files in one folder are separate
+            whose ``list_key`` entries list one file per channel (separate files in one folder are separate
             subjects).
     """
     for entry in files:
@@ -201,8 +208,8 @@ def check_inference_channels(files: Sequence[Mapping], in_channels: int) -> None
             raise ValueError(
                 f"the model takes {in_channels} channel(s) but {entry['image']} has {channels}. Give each subject's "
                 f"{in_channels} channels as one 4D NIfTI (the channels along the 4th dimension), or as a datalist "
-                '(--datalist) whose "testing" entries list one file per channel, e.g. {"image": ["flair.nii.gz", '
-                '"t1c.nii.gz"]}; separate files in a --dataset_dir folder are read as separate subjects.'
+                f'({datalist_option}) whose "{list_key}" entries list one file per channel, e.g. {{"image": '
+                '["flair.nii.gz", "t1c.nii.gz"]}; separate files in a folder are read as separate subjects.'
             )
 
 

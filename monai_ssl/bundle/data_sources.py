@@ -14,6 +14,7 @@ import numpy as np
 import ignite.distributed as idist
 from monai.data import load_decathlon_datalist, partition_dataset
 
+from monai_ssl.bundle.checks import check_inference_channels
 from monai_ssl.data.phantom import write_phantom_dataset
 
 __all__ = [
@@ -199,11 +200,12 @@ def training_files(
     raise _no_data("unlabelled scans")
 
 
-def unlabelled_scans(dataset_dir: str | None, datalist: str | None, output_dir: str, demo: bool = False) -> list[dict]:
+def unlabelled_scans(dataset_dir: str | None, datalist: str | None, output_dir: str, demo: bool = False,
+                     in_channels: int | None = None) -> list[dict]:
     """Unlabelled scans for semi-supervised fine-tuning, ``[{"image": path}, ...]``: as :func:`training_files`
     gives them (a pretraining datalist, e.g. the pool the encoder was pretrained on, serves as it is), without its
     ``label_map`` entries, which are skipped with a log line (they are anatomies to synthesise scans from, not
-    scans)."""
+    scans). With ``in_channels``, every scan is checked to have that many channels before any is read."""
     entries = training_files(dataset_dir, datalist, output_dir, demo)
     scans = [e for e in entries if IMAGE_KEY in e]
     if len(scans) < len(entries):
@@ -212,6 +214,8 @@ def unlabelled_scans(dataset_dir: str | None, datalist: str | None, output_dir: 
     if not scans:
         raise ValueError(f"no unlabelled scans for semi-supervised fine-tuning in {datalist or dataset_dir!r}; give "
                          "--unlabelled_datalist or --unlabelled_dir with image files, or set --semi_supervised false.")
+    if in_channels is not None:
+        check_inference_channels(scans, in_channels, list_key="training", datalist_option="--unlabelled_datalist")
     return scans
 
 
