@@ -67,9 +67,10 @@ def test_the_loss_gains_the_weighted_consistency_and_the_teacher_averages_the_st
     for alone, (total, consistency) in zip(supervised, teachers):
         assert consistency > 0 and total == pytest.approx(alone + 2.0 * consistency, rel=1e-6)
     assert not any(p.requires_grad for p in handler.teacher.parameters())
-    # the teacher lags the student wherever the student moved (a conv bias before instance norm gets no gradient)
+    # the teacher lags the student wherever the student moved; a conv bias before instance norm gets only
+    # rounding noise for a gradient, which the average may round back to the student's value
     moved = [(t, s) for t, s, s0 in zip(handler.teacher.parameters(), network.parameters(), initial)
-             if not torch.equal(s, s0)]
+             if (s - s0).abs().max() > 1e-4]
     assert moved and not any(torch.equal(t, s) for t, s in moved)
 
 
