@@ -446,6 +446,7 @@ def main() -> None:
     if args.choose_budget:
         choose_budget(args, preset, bundles, work, data)
         return
+    pool_datalist = unlabelled_pool(work, data_root) if any(MEAN_TEACHER in arm for arm in args.arms) else None
 
     skipped: dict[str, int] = {}
 
@@ -475,8 +476,7 @@ def main() -> None:
                                  lateral_pairs=spec["lateral_pairs"],
                                  synthesis_prob=SYNTHESIS_PROB if SYNTHSEG in arm else 0.0)
                 if MEAN_TEACHER in arm:
-                    overrides.update(semi_supervised=True, unlabelled_cache="memory",
-                                     unlabelled_datalist=unlabelled_pool(work, data_root))
+                    overrides.update(semi_supervised=True, unlabelled_cache="memory", unlabelled_datalist=pool_datalist)
                 for setting, fold, labelled in spec["draws"](preset):
                     print(f"{dataset}: {arm}, {setting} labelled, fold {fold}, seed {seed}", flush=True)
                     results[dataset][setting][arm][(fold, seed)] = fine_tune(

@@ -101,6 +101,11 @@ def crop(img, start, size):
     return img[(slice(None),) + tuple(slice(int(s), int(s) + n) for s, n in zip(start, size))]
 
 
+def parameters_with_gradient(network) -> set[str]:
+    """Names of ``network``'s parameters that received a non-zero gradient."""
+    return {k for k, p in network.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+
+
 def fit_one_batch(model, batch, steps: int = 40, lr: float = 3e-3) -> list[float]:
     """A pretext model's loss at each of ``steps`` Adam steps on one fixed batch (seeded)."""
     torch.manual_seed(0)
