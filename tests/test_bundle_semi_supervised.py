@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from monai.bundle import ConfigWorkflow
+from monai.transforms import RandGaussianNoised
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from monai_ssl import MeanTeacher
@@ -42,6 +43,17 @@ def test_the_demo_trains_a_mean_teacher_and_logs_the_consistency(tmp_path):
     consistency = events.Scalars("train_consistency")
     assert len(consistency) == trainer.state.iteration and all(e.value > 0 for e in consistency)
     assert (tmp_path / "models" / "model.pt").exists()
+
+
+def test_unlabelled_crops_take_their_own_instances_of_the_bundles_intensity_augmentation(tmp_path):
+    noise = [{"_target_": "RandGaussianNoised", "keys": "image", "prob": 1.0, "std": 0.05}]
+    flow = workflow(tmp_path, semi_supervised=True, **{"train#intensity_augmentation": noise})
+    labelled = [t for t in flow.parser.get_parsed_content("train#preprocessing").transforms
+                if isinstance(t, RandGaussianNoised)]
+    unlabelled = flow.parser.get_parsed_content("semi#dataset").transform.transforms[-1]
+    assert len(labelled) == 1 and isinstance(unlabelled, RandGaussianNoised)
+    assert unlabelled is not labelled[0]  # each pipeline draws its own
+    assert unlabelled.rand_gaussian_noise.std == labelled[0].rand_gaussian_noise.std == 0.05
 
 
 def test_a_pretraining_datalist_serves_its_label_maps_skipped_and_its_channels_checked(tmp_path, caplog):

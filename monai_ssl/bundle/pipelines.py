@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -24,8 +24,6 @@ from monai.transforms import (
     OneOf,
     Orientationd,
     RandFlipd,
-    RandScaleIntensityd,
-    RandShiftIntensityd,
     RandSpatialCropSamplesd,
     ScaleIntensityRanged,
     ScaleIntensityRangePercentilesd,
@@ -192,11 +190,12 @@ def unlabelled_dataset(
     cache: str = "auto",
     cache_dir: str | None = None,
     num_workers: int = 0,
+    augmentation: Sequence[Callable] = (),
 ) -> Dataset:
     """The unlabelled scans of semi-supervised fine-tuning: :func:`preprocessing` cached once per scan, then
-    ``samples_per_volume`` random ``roi_size`` crops per load with the segmentation bundle's intensity
-    augmentation (scale and shift, each with probability 0.5). ``cache`` as in :func:`pretext_dataset`; no files
-    give an empty dataset."""
+    ``samples_per_volume`` random ``roi_size`` crops per load and ``augmentation``, transforms of the ``image``
+    key alone (the segmentation bundle passes its own instances of ``train#intensity_augmentation``, so that
+    labelled and unlabelled crops vary alike). ``cache`` as in :func:`pretext_dataset`; no files give an empty dataset."""
     _check_dataset_settings(samples_per_volume, cache)
     if not files:
         return Dataset([])
@@ -204,8 +203,7 @@ def unlabelled_dataset(
     transforms = [
         *preprocessing(modality, spacing, roi_size, track_meta=False),
         RandSpatialCropSamplesd(IMAGE_KEY, roi_size=roi_size, num_samples=samples_per_volume, random_size=False),
-        RandScaleIntensityd(IMAGE_KEY, factors=0.1, prob=0.5),
-        RandShiftIntensityd(IMAGE_KEY, offsets=0.1, prob=0.5),
+        *augmentation,
     ]
     return _cached(list(files), transforms, cache, cache_dir, num_workers)
 
