@@ -170,7 +170,7 @@ def main() -> None:
         print(f"\n{files} files, {series} series accepted, {sum(report['skipped_counts'].values())} items skipped "
               f"({', '.join(f'{k} {v}' for k, v in report['skipped_counts'].items())}); merged shards == single "
               f"run: yes\n")
-        print(f"| configuration | seconds | files/s | series/s | peak RSS (MB) | time ÷ 1 worker |")
+        print("| configuration | seconds | files/s | series/s | peak RSS (MB) | time ÷ 1 worker |")
         print("|---|---|---|---|---|---|")
         for label, seconds, peak in rows:
             print(f"| {label} | {seconds:.1f} | {files / seconds:.0f} | {series / seconds:.1f} | {peak / 1e6:.0f} | "

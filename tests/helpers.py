@@ -31,6 +31,14 @@ def phantom_samples(count: int = 4, size: int = 32) -> list[dict]:
     return [{"image": make_phantom(i, shape=(size, size, size))[0]} for i in range(count)]
 
 
+def pretext_batch(model, count: int = 2, size: int = 32) -> dict:
+    """One batch of ``count`` phantoms through ``model.transform()``, its random draws seeded."""
+    from monai.data import DataLoader, Dataset
+
+    transform = model.transform().set_random_state(0)
+    return next(iter(DataLoader(Dataset(phantom_samples(count, size), transform=transform), batch_size=count)))
+
+
 def write_phantom_images(folder, count: int, size: int = 48) -> list:
     """``count`` phantom images as NIfTI files in ``folder``."""
     import nibabel as nib

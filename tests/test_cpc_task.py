@@ -5,17 +5,16 @@ import math
 import pytest
 import torch
 from monai.bundle import ConfigWorkflow
-from monai.data import DataLoader, Dataset
 
 from monai_ssl import PretextModel, create_task, list_tasks
 from monai_ssl.tasks.base import VOLUME_ID_KEY
-from tests.helpers import PRETRAINING, TINY_PRETRAINING, outputs, phantom_samples, small_unet
+from tests.helpers import PRETRAINING, TINY_PRETRAINING, outputs, pretext_batch, small_unet
 
 
 def test_registered_and_predicts_every_target_cube():
     assert "cpc" in list_tasks()
     model = PretextModel(small_unet(), [{"name": "cpc", "args": {"patch_size": 12, "grid": 4}}])
-    batch = next(iter(DataLoader(Dataset(phantom_samples(2, 32), transform=model.transform()), batch_size=2)))
+    batch = pretext_batch(model)
     prediction = model(batch)["cpc"]
     assert prediction.shape == (2, 32, 2, 32)  # 2 target rows of 4 x 4 cubes; the tiny UNet's 32 channels
     loss = model.compute_loss(model(batch), batch)

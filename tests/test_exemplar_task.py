@@ -3,12 +3,12 @@
 import pytest
 import torch
 from monai.bundle import ConfigWorkflow
-from monai.data import DataLoader, Dataset
+from monai.data import DataLoader
 
 from monai_ssl import PretextModel, create_task, list_tasks
 from monai_ssl.bundle import pretext_dataset
 from monai_ssl.tasks.base import VOLUME_ID_KEY, other_volume_index
-from tests.helpers import PRETRAINING, TINY_PRETRAINING, outputs, phantom_samples, small_unet, write_phantom_images
+from tests.helpers import PRETRAINING, TINY_PRETRAINING, outputs, pretext_batch, small_unet, write_phantom_images
 
 
 def test_registered_with_heavy_augmentation_and_a_rebuildable_config():
@@ -26,7 +26,7 @@ def test_registered_with_heavy_augmentation_and_a_rebuildable_config():
 
 def test_triplets_anchor_positive_and_the_next_volume_as_negative():
     model = PretextModel(small_unet(), [{"name": "exemplar", "args": {"view_size": 16}}])
-    batch = next(iter(DataLoader(Dataset(phantom_samples(3, 32), transform=model.transform()), batch_size=3)))
+    batch = pretext_batch(model, 3)
     prediction = model(batch)["exemplar"]
     assert prediction.shape == (3, 2, 128)
     model.compute_loss(model(batch), batch).backward()

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from monai.data import DataLoader, Dataset
 
 from monai_ssl import PretextModel, create_task, list_tasks
 from monai_ssl.losses import RestorationLoss
@@ -10,15 +9,10 @@ from monai_ssl.networks import get_adapter
 from tests.helpers import (
     fit_one_batch,
     parameters_with_gradient,
-    phantom_samples,
+    pretext_batch,
     pretrain_tiny_and_transfer,
     small_unet,
 )
-
-
-def batch_for(model, size=32):
-    transform = model.transform().set_random_state(0)
-    return next(iter(DataLoader(Dataset(phantom_samples(2, size), transform=transform), batch_size=2)))
 
 
 def test_registered_with_a_target_and_a_mask():
@@ -45,7 +39,7 @@ def test_the_loss_counts_the_masked_voxels_only():
 def test_trains_the_whole_network_and_scores_against_the_fill():
     network = small_unet()
     model = PretextModel(network, [{"name": "masked_volume", "args": {"cube_size": 4}}])
-    batch = batch_for(model)
+    batch = pretext_batch(model)
     assert set(batch["masked_volume_mask"].unique().tolist()) == {0.0, 1.0}
     prediction = model(batch)["masked_volume"]
     assert prediction.shape == batch["masked_volume_target"].shape
@@ -65,7 +59,7 @@ def test_trains_the_whole_network_and_scores_against_the_fill():
 
 def test_the_loss_falls_when_training_on_a_batch():
     model = PretextModel(small_unet(), [{"name": "masked_volume", "args": {"cube_size": 4}}])
-    losses = fit_one_batch(model, batch_for(model))
+    losses = fit_one_batch(model, pretext_batch(model))
     assert losses[-1] < 0.5 * losses[0]
 
 

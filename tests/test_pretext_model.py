@@ -1,20 +1,15 @@
 import pytest
 import torch
-from monai.data import DataLoader, Dataset
 
 from monai_ssl import PretextModel
 from monai_ssl.networks import get_adapter
-from tests.helpers import SMALL_TASKS, parameters_with_gradient, phantom_samples, small_basic_unet, small_unet
-
-
-def batch_for(model: PretextModel, size: int = 32) -> dict:
-    return next(iter(DataLoader(Dataset(phantom_samples(2, size), transform=model.transform()), batch_size=2)))
+from tests.helpers import SMALL_TASKS, parameters_with_gradient, pretext_batch, small_basic_unet, small_unet
 
 
 @pytest.mark.parametrize("tasks", [[t] for t in SMALL_TASKS] + [SMALL_TASKS], ids=lambda t: "+".join(x["name"] for x in t))
 def test_forward_backward_on_cpu(tasks):
     model = PretextModel(small_unet(), tasks)
-    batch = batch_for(model)
+    batch = pretext_batch(model)
     predictions = model(batch)
     assert set(predictions) == {t["name"] for t in tasks}
     loss = model.compute_loss(predictions, batch)
@@ -26,7 +21,7 @@ def test_forward_backward_on_cpu(tasks):
 
 def test_prediction_shapes():
     model = PretextModel(small_unet(), SMALL_TASKS)
-    predictions = model(batch_for(model))
+    predictions = model(pretext_batch(model))
     assert predictions["jigsaw"].shape == (2, 10)
     assert predictions["rotation"].shape == (2, 10)
     assert predictions["relative_position"].shape == (2, 26)
@@ -35,7 +30,7 @@ def test_prediction_shapes():
 
 def test_colorization_bins_predict_a_class_per_voxel_and_channel():
     model = PretextModel(small_unet(), [{"name": "colorization", "args": {"bins": 8}}])
-    batch = batch_for(model)
+    batch = pretext_batch(model)
     prediction = model(batch)["colorization"]
     assert prediction.shape == (2, 8, 1, 32, 32, 32)
     assert batch["colorization_target"].dtype == torch.long
@@ -45,7 +40,7 @@ def test_colorization_bins_predict_a_class_per_voxel_and_channel():
 def test_classification_tasks_train_the_encoder_only_and_colorization_the_decoder_too():
     for tasks, decoder_trained in (([{"name": "rotation"}], False), ([{"name": "colorization"}], True)):
         model = PretextModel(small_unet(), tasks)
-        batch = batch_for(model)
+        batch = pretext_batch(model)
         model.compute_loss(model(batch), batch).backward()
         decoder_grads = [p.grad for p in get_adapter(model.network).decoder_parameters()]
         assert all(g is not None for g in decoder_grads) == decoder_trained
@@ -58,7 +53,7 @@ def test_the_network_itself_is_trained_not_a_copy():
     assert model.network is network
     before = {k: v.clone() for k, v in network.state_dict().items()}
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    batch = batch_for(model)
+    batch = pretext_batch(model)
     model.compute_loss(model(batch), batch).backward()
     optimizer.step()
     changed = [k for k, v in network.state_dict().items() if not torch.equal(v, before[k])]
@@ -69,7 +64,7 @@ def test_the_network_itself_is_trained_not_a_copy():
 
 def test_loss_weights_scale_each_task():
     model = PretextModel(small_unet(), SMALL_TASKS[:2], loss_weights={"jigsaw": 0.0, "rotation": 2.0})
-    batch = batch_for(model)
+    batch = pretext_batch(model)
     total = model.compute_loss(model(batch), batch)
     assert float(total) == pytest.approx(2.0 * model.loss_function.last_losses["rotation"], rel=1e-5)
 
@@ -81,7 +76,7 @@ def test_basic_unet():
     for tasks, trains_decoder in (([{"name": "rotation"}], False), ([{"name": "colorization"}], True)):
         model = PretextModel(network, tasks)
         model.zero_grad(set_to_none=True)
-        batch = batch_for(model, size=48)  # four 2x levels: 48 keeps 3 voxels at the bottom
+        batch = pretext_batch(model, size=48)  # four 2x levels: 48 keeps 3 voxels at the bottom
         predictions = model(batch)
         loss = model.compute_loss(predictions, batch)
         assert torch.isfinite(loss)
@@ -91,7 +86,7 @@ def test_basic_unet():
         assert encoder <= with_grad
         assert bool(with_grad - encoder) == trains_decoder
     rotation = PretextModel(network, [{"name": "rotation"}])
-    assert rotation(batch_for(rotation, size=48))["rotation"].shape == (2, rotation.tasks["rotation"].num_classes)
+    assert rotation(pretext_batch(rotation, size=48))["rotation"].shape == (2, rotation.tasks["rotation"].num_classes)
 
 
 @pytest.mark.parametrize(

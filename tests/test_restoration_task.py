@@ -1,22 +1,14 @@
 """The registered Models Genesis restoration task: registry, model, score, learning, bundle and transfer."""
 
-import torch
-from monai.data import DataLoader, Dataset
-
 from monai_ssl import PretextModel, create_task, list_tasks
 from monai_ssl.networks import get_adapter
 from tests.helpers import (
     fit_one_batch,
     parameters_with_gradient,
-    phantom_samples,
+    pretext_batch,
     pretrain_tiny_and_transfer,
     small_unet,
 )
-
-
-def batch_for(model, size=32):
-    transform = model.transform().set_random_state(0)
-    return next(iter(DataLoader(Dataset(phantom_samples(2, size), transform=transform), batch_size=2)))
 
 
 def test_registered_with_a_restoration_target():
@@ -29,7 +21,7 @@ def test_registered_with_a_restoration_target():
 def test_trains_the_whole_network_and_scores_against_the_identity():
     network = small_unet()
     model = PretextModel(network, ["restoration"])
-    batch = batch_for(model)
+    batch = pretext_batch(model)
     prediction = model(batch)["restoration"]
     assert prediction.shape == batch["restoration_target"].shape
     model.compute_loss(model(batch), batch).backward()
@@ -45,7 +37,7 @@ def test_trains_the_whole_network_and_scores_against_the_identity():
 def test_the_loss_falls_when_training_on_a_batch():
     model = PretextModel(small_unet(), [{"name": "restoration", "args": {"shuffle_prob": 0.0, "remap_prob": 1.0,
                                                                           "paint_prob": 0.0}}])
-    losses = fit_one_batch(model, batch_for(model))
+    losses = fit_one_batch(model, pretext_batch(model))
     assert losses[-1] < 0.5 * losses[0]
 
 
