@@ -33,7 +33,9 @@ Statistics: for each arm against scratch, the mean paired difference with its 95
 (fold, seed) pairs, and a paired bootstrap over evaluation subjects; "helps" only when the t interval excludes 0.
 
 Budgets come from ``--choose-budget``: scratch on one labelled subject, validated on the IXI tuning subjects (train
-subjects that are neither labelled nor evaluated). Finished runs are cached under a hash of everything they depend
+subjects that are neither labelled nor evaluated). Other settings are chosen with ``--tune``: any arms, validated on
+the tuning subjects instead of the evaluation subjects, into a results folder of its own (the real pool holds no
+tuning subject's scan, so neither the encoder nor the mean teacher has seen them). Finished runs are cached under a hash of everything they depend
 on: the datalist's files, the settings, the bundle config, the ``monai_ssl`` sources and the torch/MONAI versions.
 
 Run: ``python benchmarks/label_efficiency.py --preset cpu``. Results: ``benchmarks/results/label_efficiency.md``,
@@ -368,7 +370,8 @@ def without_last_variant(arm: str) -> str | None:
 
 
 # ---- main ----------------------------------------------------------------------------------------------------
-def main() -> None:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with the settings that no run can use refused (``SystemExit`` naming the fix)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
@@ -405,7 +408,24 @@ def main() -> None:
     parser.add_argument("--fine-tune-overrides", type=json.loads, default={},
                         help="segmentation-bundle settings for every arm, scratch included, e.g. "
                         "'{\"freeze_encoder_epochs\": 2}'")
-    args = parser.parse_args()
+    parser.add_argument("--consistency-weight", type=float,
+                        help=f"the '{MEAN_TEACHER}' arms' consistency weight (default: the segmentation bundle's)")
+    parser.add_argument("--tune", action="store_true",
+                        help="validate on the IXI tuning subjects (train subjects neither labelled nor evaluated) "
+                        "instead of the evaluation subjects, to choose a setting; needs a --results-dir of its own")
+    args = parser.parse_args(argv)
+    if args.consistency_weight is not None and args.consistency_weight <= 0:
+        raise SystemExit(f"--consistency-weight must be > 0, got {args.consistency_weight}; leave it out for the "
+                         "bundle's default.")
+    if args.tune and (Path(args.results_dir).resolve() == (REPO / "benchmarks" / "results").resolve()
+                      or not set(args.datasets) <= {"ixi_coarse", "ixi_fine"}):
+        raise SystemExit("--tune validates on the IXI tuning subjects: give it the IXI datasets only and a "
+                         "--results-dir of its own, so that no tuning figure is read as a result.")
+    return args
+
+
+def main() -> None:
+    args = parse_arguments()
     preset = dict(PRESETS[args.preset])
     if args.threads:
         preset["threads"] = args.threads
@@ -477,6 +497,8 @@ def main() -> None:
                                  synthesis_prob=SYNTHESIS_PROB if SYNTHSEG in arm else 0.0)
                 if MEAN_TEACHER in arm:
                     overrides.update(semi_supervised=True, unlabelled_cache="memory", unlabelled_datalist=pool_datalist)
+                    if args.consistency_weight is not None:
+                        overrides.update(consistency_weight=args.consistency_weight)
                 for setting, fold, labelled in spec["draws"](preset):
                     print(f"{dataset}: {arm}, {setting} labelled, fold {fold}, seed {seed}", flush=True)
                     results[dataset][setting][arm][(fold, seed)] = fine_tune(
@@ -489,8 +511,8 @@ def main() -> None:
 
 
 def unlabelled_pool(work: Path, data_root: Path) -> str:
-    """A datalist of the real pool's training scans (``benchmarks/real_mri.py``: no evaluation subject) for the
-    mean-teacher arms."""
+    """A datalist of the real pool's training scans (``benchmarks/real_mri.py``: no evaluation or tuning subject)
+    for the mean-teacher arms."""
     path = work / "lists" / "unlabelled_pool.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
@@ -513,13 +535,15 @@ def load_datasets(args, data_root: Path, work: Path) -> dict[str, dict]:
             data[f"ixi_{grouping}"] = {
                 "label_names": muse_label_names(groups), "label_groups": {}, "label_sources": label_sources(groups),
                 "lateral_pairs": [list(pair) for pair in MUSE_LATERAL_PAIRS],
-                "in_channels": 1, "evaluation": evaluation, "tuning": tuning,
+                "in_channels": 1, "evaluation": tuning if args.tune else evaluation, "tuning": tuning,
                 "draws": lambda preset, pool=labelled_pool: [
                     (count, fold, labelled_draw(pool, fold, count))
                     for count in preset["label_counts"] for fold in preset["folds"]],
                 "describe": f"fine-tuned on N subjects of the {len(labelled_pool)}-subject IXI train labelled pool "
-                            f"(fold f: benchmarks/real_mri.py's draw), evaluated on {len(evaluation)} subjects of "
-                            f"{args.ixi_eval_dir or 'ixi_dlmuse/eval'}"}
+                            f"(fold f: benchmarks/real_mri.py's draw), " + (
+                                f"**validated on the {len(tuning)} IXI train tuning subjects (--tune): figures for "
+                                "choosing a setting, not results**" if args.tune else
+                                f"evaluated on {len(evaluation)} subjects of {args.ixi_eval_dir or 'ixi_dlmuse/eval'}")}
     if "tumour" in args.datasets:
         default_train, default_eval = default_brats_split(data_root)
         brats_train = args.brats_train_subjects or default_train
@@ -654,8 +678,10 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, skipped: 
              f"- pretrained weights: {weights or 'none'}",
              f"- `{SYNTHSEG}` arms: {SYNTHESIS_PROB:.0%} of the training crops synthesised from their DLMUSE label "
              "map (SynthSeg-style random contrast, bias, blur, noise, gamma), the same init as the arm without it",
-             f"- `{MEAN_TEACHER}` arms: the segmentation bundle's mean teacher (`semi_supervised`, its default "
-             "weight, ramp-up, decay and noise) on the real pool's training scans, the same init as the arm without it",
+             f"- `{MEAN_TEACHER}` arms: the segmentation bundle's mean teacher (`semi_supervised`, "
+             + (f"consistency weight {args.consistency_weight}, its default" if args.consistency_weight is not None
+                else "its default weight,") + " ramp-up, decay and noise) on the real pool's training scans, the "
+             "same init as the arm without it",
              f"- fine-tuning overrides for every arm: {json.dumps(args.fine_tune_overrides) or '{}'}; "
              f"{speed_settings(args.fine_tune_overrides)}",
              *[f"- {dataset}: {spec['describe']}" for dataset, spec in data.items() if dataset in results],

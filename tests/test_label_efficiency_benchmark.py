@@ -20,6 +20,7 @@ from label_efficiency import (  # noqa: E402
     goals,
     iterations_to_reach,
     mean_sd,
+    parse_arguments,
     run_key,
     source_state,
     subject_bootstrap,
@@ -161,8 +162,9 @@ def test_smoke_run_writes_the_results(tmp_path):
         os.symlink(ixi_eval / subject, unseen / subject)
     command = [sys.executable, SCRIPT, "--preset", "smoke", "--work-dir", str(tmp_path / "work"),
                "--results-dir", str(tmp_path / "results"), "--arms", "scratch", "scratch+synthseg", "rotation",
-               "rotation+meanteacher", "--pretrain", "--datasets", "ixi_coarse", "tumour", "synthetic_regions", "--ixi-eval-dir", str(unseen),
-               "--regions-train", "1", "2", "--regions-eval", "16"]
+               "rotation+meanteacher", "--pretrain", "--datasets", "ixi_coarse", "tumour", "synthetic_regions",
+               "--ixi-eval-dir", str(unseen), "--regions-train", "1", "2", "--regions-eval", "16",
+               "--consistency-weight", "0.5"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "results" / "label_efficiency.md").read_text()
@@ -170,7 +172,7 @@ def test_smoke_run_writes_the_results(tmp_path):
         assert row in table
     # the mean-teacher arm against the same init without it, in its own column
     row = next(line for line in table.splitlines() if line.startswith("| rotation+meanteacher |"))
-    assert row.split(" | ")[-2].startswith(("+", "-")) and "mean teacher" in table
+    assert row.split(" | ")[-2].startswith(("+", "-")) and "mean teacher (`semi_supervised`, consistency weight 0.5" in table
     assert "IXI T1, coarse regions (8)" in table and "hippocampus_amygdala" in table and "silver standard" in table
     assert "evaluated on 2 subjects of" in table and "whole_tumour" in table and "brainstem" in table
     assert "rotation seed 0: 0 steps skipped" in table  # what the pretraining guard did is in the results
@@ -194,6 +196,28 @@ def test_smoke_run_writes_the_results(tmp_path):
         return [line for line in text.splitlines() if not line.startswith(("- date", "- wall time"))]
 
     assert without_timing((tmp_path / "results" / "label_efficiency.md").read_text()) == without_timing(table)
+
+
+def test_tune_validates_on_the_tuning_subjects_into_a_folder_of_its_own(tmp_path):
+    train, evaluation = shared_path("ixi_dlmuse", "train"), shared_path("ixi_dlmuse", "eval")
+    with pytest.raises(SystemExit, match="--results-dir of its own"):
+        parse_arguments(["--tune", "--datasets", "ixi_coarse"])  # the default results folder
+    with pytest.raises(SystemExit, match="the IXI datasets only"):
+        parse_arguments(["--tune", "--datasets", "ixi_coarse", "tumour", "--results-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--consistency-weight must be > 0"):
+        parse_arguments(["--consistency-weight", "0"])
+    base = [sys.executable, SCRIPT, "--preset", "smoke", "--work-dir", str(tmp_path / "work"), "--arms", "scratch"]
+    result = subprocess.run(base + ["--tune", "--datasets", "ixi_coarse", "--results-dir", str(tmp_path / "tuning")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "validated on the 8 IXI train tuning subjects (--tune)" in (tmp_path / "tuning" / "label_efficiency.md")\
+        .read_text()
+    from real_mri import split_ixi_train
+
+    tuning = {s["name"] for s in split_ixi_train(train.parent.parent)[0]}
+    datalist = json.loads((tmp_path / "work" / "lists" / "ixi_coarse_1_scratch_fold0_seed0.json").read_text())
+    validated = {os.path.basename(os.path.dirname(e["image"])) for e in datalist["validation"]}
+    assert validated == tuning and not validated & set(os.listdir(evaluation))
 
 
 def test_synthesis_probe_runs_every_variant_on_tuning_subjects_and_applies_its_rules(tmp_path):
