@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from label_efficiency import PRESETS, REPO, fine_tune, load_datasets  # noqa: E402
+from label_efficiency import PRESETS, REPO, fine_tune, load_datasets, parse_arguments  # noqa: E402
 
 from monai_ssl.demo import find_bundles_dir  # noqa: E402
 
@@ -61,8 +61,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     preset = dict(PRESETS[args.preset], label_counts=[1], folds=[0])
     work = Path(args.work_dir or REPO / "outputs" / "label_efficiency" / args.preset).resolve()
-    spec = load_datasets(argparse.Namespace(datasets=["ixi_coarse"], choose_budget=False, ixi_eval_dir=None,
-                                            data_root=args.data_root), Path(args.data_root), work)["ixi_coarse"]
+    # the benchmark's own defaults for everything but the dataset
+    benchmark_args = parse_arguments(["--datasets", "ixi_coarse", "--data-root", str(args.data_root)])
+    spec = load_datasets(benchmark_args, Path(args.data_root), work)["ixi_coarse"]
     _, _, labelled = spec["draws"](preset)[0]
     finals = {}
 
