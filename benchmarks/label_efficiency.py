@@ -35,8 +35,9 @@ Statistics: for each arm against scratch, the mean paired difference with its 95
 Budgets come from ``--choose-budget``: scratch on one labelled subject, validated on the IXI tuning subjects (train
 subjects that are neither labelled nor evaluated). Other settings are chosen with ``--tune``: any arms, validated on
 the tuning subjects instead of the evaluation subjects, into a results folder of its own (the real pool holds no
-tuning subject's scan, so neither the encoder nor the mean teacher has seen them). Finished runs are cached under a hash of everything they depend
-on: the datalist's files, the settings, the bundle config, the ``monai_ssl`` sources and the torch/MONAI versions.
+tuning subject's scan, so neither the encoder nor the mean teacher has seen them). Finished runs are cached under a
+hash of everything they depend on: the datalist's files, the settings, the bundle config, the ``monai_ssl`` sources
+and the torch/MONAI versions.
 
 Run: ``python benchmarks/label_efficiency.py --preset cpu``. Results: ``benchmarks/results/label_efficiency.md``,
 ``.json`` and ``.png``.

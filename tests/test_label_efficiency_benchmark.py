@@ -172,7 +172,8 @@ def test_smoke_run_writes_the_results(tmp_path):
         assert row in table
     # the mean-teacher arm against the same init without it, in its own column
     row = next(line for line in table.splitlines() if line.startswith("| rotation+meanteacher |"))
-    assert row.split(" | ")[-2].startswith(("+", "-")) and "mean teacher (`semi_supervised`, consistency weight 0.5" in table
+    assert row.split(" | ")[-2].startswith(("+", "-"))
+    assert "mean teacher (`semi_supervised`, consistency weight 0.5" in table
     assert "IXI T1, coarse regions (8)" in table and "hippocampus_amygdala" in table and "silver standard" in table
     assert "evaluated on 2 subjects of" in table and "whole_tumour" in table and "brainstem" in table
     assert "rotation seed 0: 0 steps skipped" in table  # what the pretraining guard did is in the results

@@ -195,7 +195,8 @@ def unlabelled_dataset(
     """The unlabelled scans of semi-supervised fine-tuning: :func:`preprocessing` cached once per scan, then
     ``samples_per_volume`` random ``roi_size`` crops per load and ``augmentation``, transforms of the ``image``
     key alone (the segmentation bundle passes its own instances of ``train#intensity_augmentation``, so that
-    labelled and unlabelled crops vary alike). ``cache`` as in :func:`pretext_dataset`; no files give an empty dataset."""
+    labelled and unlabelled crops vary alike). ``cache`` as in :func:`pretext_dataset`; no files give an empty
+    dataset."""
     _check_dataset_settings(samples_per_volume, cache)
     if not files:
         return Dataset([])
