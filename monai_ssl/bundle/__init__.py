@@ -28,6 +28,7 @@ from monai_ssl.bundle.data_sources import (
     unlabelled_scans,
     validation_files,
 )
+from monai_ssl.bundle.distributed import end_distributed
 from monai_ssl.bundle.metrics import per_class_dice
 from monai_ssl.bundle.labels import default_labels
 from monai_ssl.bundle.pipelines import (
@@ -53,6 +54,7 @@ __all__ = [
     "RAS_LABELS",
     "bundle_root",
     "default_labels",
+    "end_distributed",
     "bundle_settings",
     "check_inference_channels",
     "check_pretext_setup",
