@@ -422,6 +422,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                       or not set(args.datasets) <= {"ixi_coarse", "ixi_fine"}):
         raise SystemExit("--tune validates on the IXI tuning subjects: give it the IXI datasets only and a "
                          "--results-dir of its own, so that no tuning figure is read as a result.")
+    if args.tune and args.ixi_eval_dir:
+        raise SystemExit("--tune validates on the IXI tuning subjects and evaluates nothing: leave out --ixi-eval-dir.")
     return args
 
 
@@ -527,7 +529,8 @@ def load_datasets(args, data_root: Path, work: Path) -> dict[str, dict]:
     data = {}
     if any(d.startswith("ixi") for d in args.datasets) or args.choose_budget:
         tuning, labelled_pool = split_ixi_train(data_root)
-        evaluation = ixi_subjects(args.ixi_eval_dir or data_root / "ixi_dlmuse" / "eval")
+        # --tune validates on the tuning subjects and never opens the evaluation folder
+        evaluation = [] if args.tune else ixi_subjects(args.ixi_eval_dir or data_root / "ixi_dlmuse" / "eval")
         seen = {s["name"] for s in tuning + labelled_pool} & {s["name"] for s in evaluation}
         if seen:
             raise SystemExit(f"the evaluation subjects {sorted(seen)} are IXI train subjects; evaluate on subjects "
@@ -686,8 +689,10 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, skipped: 
              f"- fine-tuning overrides for every arm: {json.dumps(args.fine_tune_overrides) or '{}'}; "
              f"{speed_settings(args.fine_tune_overrides)}",
              *[f"- {dataset}: {spec['describe']}" for dataset, spec in data.items() if dataset in results],
-             "- Evaluation subjects are never pretrained on, fine-tuned on or used to choose anything. IXI labels are "
-             "automated DLMUSE segmentations: a silver standard.", "",
+             ("- Validated on tuning subjects (`--tune`), which are never pretrained on or fine-tuned on; no "
+              "evaluation subject was opened." if args.tune else
+              "- Evaluation subjects are never pretrained on, fine-tuned on or used to choose anything.")
+             + " IXI labels are automated DLMUSE segmentations: a silver standard.", "",
              "Cells: mean ± sd (ddof 1) over (fold, seed) pairs of the mean Dice over evaluation subjects. "
              "*vs scratch*: the mean paired difference in Dice points with its 95 % t interval over the pairs "
              "(n pairs, df = n - 1), read \"helps\" only when the interval excludes 0, then a 95 % paired bootstrap "

@@ -205,14 +205,18 @@ def test_tune_validates_on_the_tuning_subjects_into_a_folder_of_its_own(tmp_path
         parse_arguments(["--tune", "--datasets", "ixi_coarse"])  # the default results folder
     with pytest.raises(SystemExit, match="the IXI datasets only"):
         parse_arguments(["--tune", "--datasets", "ixi_coarse", "tumour", "--results-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="leave out --ixi-eval-dir"):
+        parse_arguments(["--tune", "--datasets", "ixi_coarse", "--ixi-eval-dir", str(evaluation),
+                         "--results-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="--consistency-weight must be > 0"):
         parse_arguments(["--consistency-weight", "0"])
     base = [sys.executable, SCRIPT, "--preset", "smoke", "--work-dir", str(tmp_path / "work"), "--arms", "scratch"]
     result = subprocess.run(base + ["--tune", "--datasets", "ixi_coarse", "--results-dir", str(tmp_path / "tuning")],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "validated on the 8 IXI train tuning subjects (--tune)" in (tmp_path / "tuning" / "label_efficiency.md")\
-        .read_text()
+    report = (tmp_path / "tuning" / "label_efficiency.md").read_text()
+    assert "validated on the 8 IXI train tuning subjects (--tune)" in report
+    assert "no evaluation subject was opened" in report and "used to choose anything" not in report
     from real_mri import split_ixi_train
 
     tuning = {s["name"] for s in split_ixi_train(train.parent.parent)[0]}
