@@ -21,10 +21,12 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "bundles" / "brain_mri_segmentation" / "configs"
-SETTINGS = {"network_def#channels": [8, 16, 32], "network_def#strides": [2, 2], "network_def#num_res_units": 1,
-            "demo": True, "roi_size": [32, 32, 32], "samples_per_volume": 2, "num_workers": 0,
-            "freeze_encoder_epochs": 1, "max_epochs": 3, "val_interval": 3}
+sys.path.insert(0, str(REPO))
+
+from tests.helpers import SEGMENTATION, TINY_SEGMENTATION, cli_arguments, outputs  # noqa: E402
+
+# the overrides of test_a_frozen_encoder_warm_up_under_ddp
+SETTINGS = {**TINY_SEGMENTATION, "freeze_encoder_epochs": 1, "max_epochs": 3, "val_interval": 3}
 ARMS = {"end_distributed (shipped)": None,
         "barrier + destroy_process_group (before)": ["$dist.is_initialized() and dist.barrier()",
                                                      "$dist.is_initialized() and dist.destroy_process_group()"]}
@@ -33,13 +35,12 @@ ARMS = {"end_distributed (shipped)": None,
 def run_once(finalize: list[str] | None) -> tuple[bool, bool]:
     """One torchrun of 2 processes: (outputs written, aborted by signal 6)."""
     with tempfile.TemporaryDirectory() as out:
-        settings = dict(SETTINGS, output_dir=out, ckpt_dir=os.path.join(out, "models"))
+        settings = {**SETTINGS, **outputs(out)}
         if finalize is not None:
             settings["finalize"] = finalize
-        files = json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
+        files = json.dumps([str(SEGMENTATION / "train.json"), str(SEGMENTATION / "multi_gpu_train.json")])
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
-                   "-m", "monai.bundle", "run", "--config_file", files,
-                   *[item for key, value in settings.items() for item in (f"--{key}", json.dumps(value))]]
+                   "-m", "monai.bundle", "run", "--config_file", files, *cli_arguments(settings)]
         result = subprocess.run(command, cwd=out, capture_output=True, text=True,
                                 env={**os.environ, "OMP_NUM_THREADS": "1"})
         written = (Path(out) / "models" / "model.pt").is_file()
