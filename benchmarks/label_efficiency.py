@@ -50,6 +50,7 @@ import datetime
 import functools
 import glob
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -784,13 +785,22 @@ def goals(headline: dict, results: dict) -> list[str]:
                          f"{met(reached is not None and reached <= budget / 2)}")
     for dataset in ("ixi_coarse", "ixi_fine"):
         settings = results.get(dataset, {})
-        if 2 in settings and 8 in settings and "scratch" in settings[8]:
-            scratch8 = np.mean([score(r) for r in settings[8]["scratch"].values()])
-            for arm, runs in settings[2].items():
-                if base_arm(arm) != "scratch":
-                    two = np.mean([score(r) for r in runs.values()])
-                    lines.append(f"- {dataset}, {arm} with 2 labelled ({two:.3f}) vs scratch with 8 ({scratch8:.3f}) "
-                                 f"(goal: at least as good): {met(two >= scratch8)}")
+        for few, many in itertools.combinations(sorted(settings), 2):
+            if "scratch" not in settings[many]:
+                continue
+            scratch_many = settings[many]["scratch"]
+            for arm, runs in settings[few].items():
+                if base_arm(arm) == "scratch":
+                    continue
+                # a fold's draws are nested (its `few` subjects are among its `many`), so (fold, seed) still pairs
+                against = compare(runs, scratch_many)
+                if against is None:
+                    continue
+                line = (f"- {dataset}, {arm} with {few} labelled − scratch with {many} ({many // few}x the labels): "
+                        f"{against['text']}")
+                if (few, many) == (2, 8):
+                    line += f" (goal: at least as good): {met(against['mean'] >= 0)}"
+                lines.append(line)
     return lines + [""]
 
 

@@ -71,6 +71,25 @@ def test_goals_say_what_was_not_reached_and_give_no_interval_for_one_pair():
     assert "+3.5 [+1.0, +6.0] points (n = 6)" in text and "at iteration 520 of 1040 (goal: half or fewer): met" in text
 
 
+def test_goals_pair_an_arm_with_fewer_labels_against_scratch_with_more():
+    def run(dice):
+        return {"dice": {"a": dice}, "subjects": {"a": [dice, dice]}}
+
+    pairs = [(0, 0), (1, 0), (2, 0)]
+    results = {"ixi_coarse": {
+        2: {"scratch": {k: run(0.80) for k in pairs}, "encoder": {k: run(d) for k, d in zip(pairs, (.86, .87, .88))}},
+        4: {"encoder": {k: run(0.90) for k in pairs}},
+        8: {"scratch": {k: run(d) for k, d in zip(pairs, (.85, .85, .86))}}}}
+    text = "\n".join(goals({}, results))
+    # 2 vs 8: differences +1, +2, +2 points; 4 vs 8 has no goal, only its interval; scratch is never the arm
+    assert "ixi_coarse, encoder with 2 labelled − scratch with 8 (4x the labels): +1.7 [" in text
+    assert text.count("(goal: at least as good): met") == 1
+    assert "encoder with 4 labelled − scratch with 8 (2x the labels): +4.7 [" in text
+    assert "encoder with 2 labelled − scratch with 4" not in text and "scratch with 2 labelled" not in text
+    results["ixi_coarse"][2]["encoder"] = {k: run(0.84) for k in pairs}
+    assert "(goal: at least as good): not met" in "\n".join(goals({}, results))
+
+
 def test_compare_pairs_runs_by_fold_and_seed():
     def run(dice):
         return {"dice": {"a": dice, "b": dice}, "subjects": {"a": [dice, dice], "b": [dice, dice]}}
