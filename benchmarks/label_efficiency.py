@@ -738,6 +738,12 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, skipped: 
                              f"{against_strong['text'] if against_strong else '-'} | "
                              f"{against_plain['text'] if against_plain else '-'} | {reach} |")
             lines.append("")
+            # two encoders (two pretraining tasks, budgets or pools) against each other, not only through scratch
+            encoders = [arm for arm in arms if arm == base_arm(arm) != "scratch"]
+            against_each_other = [(a, b, compare(arms[a], arms[b])) for a, b in itertools.combinations(encoders, 2)]
+            lines += [f"- {a} − {b} (points): {c['text']}" for a, b, c in against_each_other if c is not None]
+            if len(encoders) > 1:
+                lines.append("")
     lines += goals(headline, results)
     (out / "label_efficiency.md").write_text("\n".join(lines) + "\n")
     raw = {dataset: {str(setting): {arm: {f"fold{fold}_seed{seed}": run for (fold, seed), run in runs.items()}

@@ -1,6 +1,7 @@
 """The label-efficiency benchmark script: its statistics, its cache keys, its argument checks, and a smoke run of
 every step on real IXI, BraTS and synthetic data."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -89,6 +90,24 @@ def test_goals_pair_an_arm_with_fewer_labels_against_scratch_with_more():
     assert "with 2 labelled − scratch with 4" not in text  # no scratch with 4 to compare against
     results["ixi_coarse"][2]["encoder"] = {k: run(0.84) for k in pairs}
     assert "(goal: at least as good): not met" in "\n".join(goals({}, results))
+
+
+def test_results_compare_two_encoders_with_each_other(tmp_path):
+    def run(dice):
+        return {"dice": {"a": dice}, "subjects": {"a": [dice, dice]}, "curve": [[520, dice - 0.1], [1040, dice]]}
+
+    pairs = [(0, 0), (1, 0), (2, 0)]
+    arms = {"scratch": {k: run(0.80) for k in pairs}, "mix": {k: run(0.83) for k in pairs},
+            "masked": {k: run(d) for k, d in zip(pairs, (0.84, 0.85, 0.85))},
+            "mix+meanteacher": {k: run(0.83) for k in pairs}}
+    args = argparse.Namespace(results_dir=str(tmp_path), arms=list(arms), pretrain=False, consistency_weight=None,
+                              fine_tune_overrides={}, tune=False, preset="cpu")
+    label_efficiency.write_results(args, {"threads": 1}, {"ixi_coarse": {1: arms}}, {"mix": ["m.pt"]}, {}, 1.0,
+                                   {"ixi_coarse": {"describe": "three draws"}}, "abc", final=False)
+    table = (tmp_path / "label_efficiency.md").read_text()
+    # differences +1, +2, +2 points; a variant is compared with its plain arm in the table, not here
+    assert "- mix − masked (points): -1.7 [" in table and "(n = 3, df = 2)" in table
+    assert "mix+meanteacher −" not in table and "− mix+meanteacher" not in table and "scratch −" not in table
 
 
 def test_compare_pairs_runs_by_fold_and_seed():
