@@ -742,7 +742,7 @@ def write_results(args, preset: dict, results: dict, pretrained: dict, skipped: 
             encoders = [arm for arm in arms if arm == base_arm(arm) != "scratch"]
             against_each_other = [(a, b, compare(arms[a], arms[b])) for a, b in itertools.combinations(encoders, 2)]
             lines += [f"- {a} − {b} (points): {c['text']}" for a, b, c in against_each_other if c is not None]
-            if len(encoders) > 1:
+            if against_each_other:
                 lines.append("")
     lines += goals(headline, results)
     (out / "label_efficiency.md").write_text("\n".join(lines) + "\n")
@@ -802,7 +802,7 @@ def goals(headline: dict, results: dict) -> list[str]:
                 against = compare(runs, scratch_many)
                 if against is None:
                     continue
-                line = (f"- {dataset}, {arm} with {few} labelled − scratch with {many} ({many // few}x the labels): "
+                line = (f"- {dataset}, {arm} with {few} labelled − scratch with {many} ({many / few:g}x the labels): "
                         f"{against['text']}")
                 if (few, many) == (2, 8) and arm != "scratch":
                     line += f" (goal: at least as good): {met(against['mean'] >= 0)}"
