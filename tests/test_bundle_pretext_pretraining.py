@@ -3,9 +3,11 @@ import shutil
 
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.networks.nets import UNet
 
+from monai_ssl import list_tasks
+from monai_ssl.bundle import check_pretext_setup
 from monai_ssl.checkpoint import load_checkpoint
 from tests.helpers import PRETRAINING, TINY_PRETRAINING, bundle_command, outputs, run_cli
 
@@ -55,6 +57,15 @@ def test_tasks_and_loss_weights_are_overridable(tmp_path):
     model = flow.parser.get_parsed_content("model")
     assert list(model.tasks) == ["rotation", "colorization"]
     assert model.loss_function.weights == {"rotation": 2.0, "colorization": 1.0}
+
+
+@pytest.mark.parametrize("task", list_tasks())
+def test_every_task_fits_the_bundle_network_and_crops_by_default(task):
+    # `--tasks "['cpc']"` alone must start: the bundle's task_args suit its 64³ crops and its 4-level UNet
+    parser = ConfigParser()
+    parser.read_config(TRAIN)
+    parser["tasks"] = [task]
+    check_pretext_setup(parser.get_parsed_content("model"), parser["roi_size"])
 
 
 def test_resume_continues_the_iteration_count(tmp_path, capfd):
