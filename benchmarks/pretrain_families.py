@@ -12,8 +12,9 @@ Run: ``python benchmarks/pretrain_families.py --families restoration contrastive
 Each family's weights: ``OUTPUT_ROOT/NAME/models/model.pt`` with ``pretext_checkpoint.pt`` beside it (the
 label-efficiency benchmark's ``--pretrained NAME=.../model.pt`` reads the tasks there, to transfer the whole
 network after the tasks that train the decoder); ``--export-dir`` also writes a copy for shipping or fetching
-(``monai_ssl export --continuation``: ``model.pt`` and the float16 ``pretext_checkpoint.pt`` without optimizer
-state); ``OUTPUT_ROOT/summary.json`` says what ran, for how long, and how far.
+(:func:`monai_ssl.checkpoint.export_weights`, as ``monai-ssl export --continuation``: ``model.pt`` and the float16
+``pretext_checkpoint.pt`` without optimizer state); ``OUTPUT_ROOT/summary.json`` says what ran, for how long, and
+how far.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from monai_ssl.checkpoint import load_checkpoint, resume_checkpoint  # noqa: E402
+from monai_ssl.checkpoint import (  # noqa: E402
+    PRETRAINING_STATE_FILENAME,
+    export_weights,
+    load_checkpoint,
+    resume_checkpoint,
+)
 from monai_ssl.tasks import list_tasks  # noqa: E402
 
 BUNDLE_TRAIN = "bundles/pretext_pretraining/configs/train.json"
@@ -145,9 +151,10 @@ def main() -> None:
         scores = root / name / "pretext_scores.json"
         record["pretext_scores"] = json.loads(scores.read_text()) if scores.is_file() else None
         if args.export_dir and record["status"] == "finished":
-            subprocess.run([sys.executable, "-m", "monai_ssl", "export", str(models / "pretext_checkpoint.pt"),
-                            "--models-dir", str(Path(args.export_dir) / name), "--continuation"],
-                           cwd=REPO, env=env, check=True)
+            export = Path(args.export_dir) / name
+            for kind, path in export_weights(str(models / PRETRAINING_STATE_FILENAME), str(export / "model.pt"),
+                                             str(export / PRETRAINING_STATE_FILENAME)).items():
+                print(f"{name}: exported {kind} {path}", flush=True)
     (root / "summary.json").write_text(json.dumps(finished, indent=1))
     failed = [n for n, r in finished.items() if r["status"] != "finished"]
     print(f"{len(finished) - len(failed)} of {len(finished)} families finished"
