@@ -39,6 +39,9 @@ tuning subject's scan, so neither the encoder nor the mean teacher has seen them
 hash of everything they depend on: the datalist's files, the settings, the bundle config, the ``monai_ssl`` sources
 and the torch/MONAI versions.
 
+Levers: ``--roi X Y Z`` fine-tunes every arm on larger (or smaller) crops, with the same sliding window at
+evaluation (input resolution); ``--fine-tune-overrides`` sets any other segmentation-bundle setting for every arm.
+
 Run: ``python benchmarks/label_efficiency.py --preset cpu``. Results: ``benchmarks/results/label_efficiency.md``,
 ``.json`` and ``.png``.
 """
@@ -396,6 +399,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch threads (default: the preset's); 1 beside another job "
                         "on the same cores, where oversubscribed threads slow both many times over")
     parser.add_argument("--folds", nargs="+", type=int, help="labelled-subject draws (default: the preset's)")
+    parser.add_argument("--roi", nargs=3, type=int, metavar=("X", "Y", "Z"),
+                        help="fine-tuning crop and sliding-window size in voxels for every arm (default: the "
+                        "preset's); the input-resolution lever")
     parser.add_argument("--label-counts", nargs="+", type=int, help="labelled subjects per setting (default: the "
                         "preset's)")
     parser.add_argument("--pretrained", nargs="+", metavar="NAME=PATH[,PATH...]",
@@ -416,6 +422,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="validate on the IXI tuning subjects (train subjects neither labelled nor evaluated) "
                         "instead of the evaluation subjects, to choose a setting; needs a --results-dir of its own")
     args = parser.parse_args(argv)
+    if args.roi:
+        # every UNet level halves the crop: a size that does not halve evenly would not line up with its skip
+        levels = len(PRESETS[args.preset]["channels"]) - 1
+        if any(size <= 0 or size % 2 ** levels for size in args.roi):
+            raise SystemExit(f"--roi sizes must be positive multiples of {2 ** levels} (the {args.preset} preset's "
+                             f"network halves them {levels} times), got {args.roi}.")
     if args.consistency_weight is not None and args.consistency_weight <= 0:
         raise SystemExit(f"--consistency-weight must be > 0, got {args.consistency_weight}; leave it out for the "
                          "bundle's default.")
@@ -439,6 +451,8 @@ def main() -> None:
                 bound = "positive" if name == "label_counts" else ">= 0"
                 raise SystemExit(f"--{name.replace('_', '-')} must be {bound}, got {getattr(args, name)}.")
             preset[name] = sorted(set(getattr(args, name)))
+    if args.roi:
+        preset["roi"] = args.roi
     data_root = Path(args.data_root)
     if not data_root.is_dir():
         raise SystemExit(f"--data-root {data_root} is not a folder laid out like ../shared/data.")

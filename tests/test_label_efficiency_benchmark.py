@@ -249,11 +249,18 @@ def test_tune_validates_on_the_tuning_subjects_into_a_folder_of_its_own(tmp_path
                          "--results-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="--consistency-weight must be > 0"):
         parse_arguments(["--consistency-weight", "0"])
+    with pytest.raises(SystemExit, match="positive multiples of 4 .* got \\[24, 30, 24\\]"):
+        parse_arguments(["--preset", "smoke", "--roi", "24", "30", "24"])
+    with pytest.raises(SystemExit, match="positive multiples of 8"):
+        parse_arguments(["--preset", "cpu", "--roi", "60", "60", "60"])
+    assert parse_arguments(["--preset", "cpu", "--roi", "64", "64", "64"]).roi == [64, 64, 64]
     base = [sys.executable, SCRIPT, "--preset", "smoke", "--work-dir", str(tmp_path / "work"), "--arms", "scratch"]
-    result = subprocess.run(base + ["--tune", "--datasets", "ixi_coarse", "--results-dir", str(tmp_path / "tuning")],
-                            capture_output=True, text=True, timeout=600)
+    # the input-resolution lever (--roi) reaches the run and its report
+    result = subprocess.run(base + ["--tune", "--datasets", "ixi_coarse", "--results-dir", str(tmp_path / "tuning"),
+                                    "--roi", "24", "24", "24"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = (tmp_path / "tuning" / "label_efficiency.md").read_text()
+    assert '"roi": [24, 24, 24]' in report
     assert "validated on the 8 IXI train tuning subjects (--tune)" in report
     assert "no evaluation subject was opened" in report and "used to choose anything" not in report
     from real_mri import split_ixi_train
