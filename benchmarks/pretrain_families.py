@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from monai_ssl.checkpoint import (  # noqa: E402
     PRETRAINING_STATE_FILENAME,
+    checkpoint_iteration,
     export_weights,
-    load_checkpoint,
     resume_checkpoint,
 )
 from monai_ssl.tasks import list_tasks  # noqa: E402
@@ -84,7 +84,7 @@ def _parse_overrides(pairs: list[str]) -> dict[str, str]:
 def _iteration(models_dir: Path) -> int | None:
     """The trainer iteration of a run's newest checkpoint (``None`` without one)."""
     latest = resume_checkpoint(str(models_dir))
-    return None if latest is None else int(load_checkpoint(latest).get("trainer", {}).get("iteration", 0))
+    return None if latest is None else checkpoint_iteration(latest)
 
 
 def main() -> None:

@@ -28,8 +28,8 @@ import torch
 
 from monai_ssl.utils import atomic_path
 
-__all__ = ["save_checkpoint", "load_checkpoint", "resume_checkpoint", "resumable_objects", "export_weights",
-           "PRETRAINING_STATE_FILENAME"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_iteration", "resume_checkpoint", "resumable_objects",
+           "export_weights", "PRETRAINING_STATE_FILENAME"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     return data
 
 
-def _iteration(path: str) -> int:
+def checkpoint_iteration(path: str) -> int:
+    """The trainer iteration a checkpoint file was saved at (0 for plain weights or a state without a trainer)."""
     return int(load_checkpoint(path).get("trainer", {}).get("iteration", 0))
 
 
@@ -99,7 +100,7 @@ def resume_checkpoint(path: str) -> str | None:
         logger.info("no checkpoint in %s: training starts afresh", path)
         return None
     # on a tie (the final state saved at the last periodic checkpoint's iteration), the final state
-    return max(candidates, key=lambda candidate: (_iteration(candidate), candidate == final_state))
+    return max(candidates, key=lambda candidate: (checkpoint_iteration(candidate), candidate == final_state))
 
 
 def resumable_objects(save_dict: Mapping[str, Any], path: str) -> dict[str, Any]:

@@ -4,7 +4,13 @@ import pickle
 import pytest
 import torch
 
-from monai_ssl.checkpoint import load_checkpoint, resumable_objects, resume_checkpoint, save_checkpoint
+from monai_ssl.checkpoint import (
+    checkpoint_iteration,
+    load_checkpoint,
+    resumable_objects,
+    resume_checkpoint,
+    save_checkpoint,
+)
 
 
 def test_save_is_atomic_a_crash_leaves_the_previous_file(tmp_path, monkeypatch):
@@ -50,8 +56,11 @@ def test_resume_checkpoint_picks_the_highest_iteration(tmp_path):
     for epoch in (2, 30, 4):  # MONAI CheckpointSaver's names; "epoch=30" sorts before "epoch=4"
         save_checkpoint(state(4 * epoch), str(tmp_path / f"checkpoint_epoch={epoch}.pt"))
     assert resume_checkpoint(str(tmp_path)).endswith("checkpoint_epoch=30.pt")
+    assert checkpoint_iteration(str(tmp_path / "checkpoint_epoch=30.pt")) == 120
     save_checkpoint(state(120), str(tmp_path / "pretext_checkpoint.pt"))  # the final state, same iteration
     assert resume_checkpoint(str(tmp_path)).endswith("pretext_checkpoint.pt")
+    save_checkpoint({"w": torch.ones(1)}, str(tmp_path / "weights.pt"))
+    assert checkpoint_iteration(str(tmp_path / "weights.pt")) == 0  # plain weights: no trainer state
     (tmp_path / "broken.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="broken.pt is not a readable PyTorch checkpoint"):
         resume_checkpoint(str(tmp_path / "broken.pt"))
