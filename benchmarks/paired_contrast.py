@@ -1,0 +1,93 @@
+"""A paired contrast of label-efficiency runs kept in different results folders.
+
+``label_efficiency.py`` compares arms of one call. A lever that changes a setting of every arm (``--roi``,
+``--fine-tune-overrides``) writes a results folder per setting, and its questions span folders: does scratch gain
+from larger crops (``+roi64:scratch -roi48:scratch``), and does the encoder's gain over scratch grow with them
+(``+roi64:enc -roi64:scratch -roi48:enc +roi48:scratch``)? This script answers them with the benchmark's own
+statistics: per (fold, seed) pair present in every term, the signed sum of the runs' mean Dice; the mean over pairs
+with its 95 % t interval (df = n - 1) and a 95 % bootstrap over evaluation subjects. The terms must share their
+evaluation subjects (the same ``--ixi-eval-dir``): the results keep no subject names, so only their number is
+checked.
+
+Run::
+
+    python benchmarks/paired_contrast.py --dataset ixi_coarse --setting 1 \\
+        --plus benchmarks/results/ixi_roi_64:real_pool_2500 benchmarks/results/ixi_roi_48:scratch \\
+        --minus benchmarks/results/ixi_roi_64:scratch benchmarks/results/ixi_roi_48:real_pool_2500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from label_efficiency import score, subject_bootstrap, subject_scores, t_interval  # noqa: E402
+
+
+def load_term(term: str, dataset: str, setting: str) -> dict:
+    """The runs of ``FOLDER:ARM`` (``FOLDER`` holds a ``label_efficiency.json``), keyed by ``foldF_seedS``."""
+    folder, sep, arm = term.rpartition(":")
+    if not sep or not folder or not arm:
+        raise SystemExit(f"a term is FOLDER:ARM (a label_efficiency results folder and one of its arms), got {term!r}.")
+    path = Path(folder) / "label_efficiency.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: give a folder written by label_efficiency.py --results-dir.")
+    results = json.loads(path.read_text())
+    arms = results.get(dataset, {}).get(setting)
+    if not arms or arm not in arms:
+        found = sorted(arms) if arms else sorted(f"{d} {s}" for d in results for s in results[d])
+        raise SystemExit(f"{path} has no arm {arm!r} for {dataset}, {setting} labelled; it has: {found}.")
+    return arms[arm]
+
+
+def contrast(plus: list[dict], minus: list[dict]) -> dict:
+    """The signed sum per shared (fold, seed) pair, its t interval and the evaluation-subject bootstrap."""
+    terms = [(1.0, runs) for runs in plus] + [(-1.0, runs) for runs in minus]
+    pairs = sorted(set.intersection(*(set(runs) for _, runs in terms)))
+    if not pairs:
+        raise SystemExit("the terms share no (fold, seed) pair: run the same --folds and --seeds in every folder.")
+    differences = [sum(sign * score(runs[pair]) for sign, runs in terms) for pair in pairs]
+    mean, low, high, n = t_interval(differences)
+    subjects = [[subject_scores(runs[pair]) for _, runs in terms] for pair in pairs]
+    if len({scores.shape for row in subjects for scores in row}) != 1:
+        raise SystemExit("the terms were evaluated on different numbers of subjects: a paired contrast needs the "
+                         "same evaluation subjects in every folder.")
+    per_subject = np.stack([sum(sign * scores for (sign, _), scores in zip(terms, row)) for row in subjects])
+    bootstrap = subject_bootstrap(per_subject, np.zeros_like(per_subject))
+    return {"pairs": pairs, "differences": differences, "mean": mean, "low": low, "high": high, "n": n,
+            "bootstrap": bootstrap}
+
+
+def describe(result: dict) -> str:
+    mean, low, high, n = result["mean"], result["low"], result["high"], result["n"]
+    if n < 2:
+        return f"{100 * mean:+.1f} points (n = 1: no interval, no reading)"
+    reading = "above 0" if low > 0 else "below 0" if high < 0 else "no clear difference (the interval holds 0)"
+    boot = result["bootstrap"]
+    return (f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] points (n = {n}, df = {n - 1}): {reading}; "
+            f"subjects bootstrap [{100 * boot[0]:+.1f}, {100 * boot[1]:+.1f}]")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True, help="e.g. ixi_coarse")
+    parser.add_argument("--setting", required=True, help="labelled subjects, e.g. 1")
+    parser.add_argument("--plus", nargs="+", required=True, metavar="FOLDER:ARM", help="terms added")
+    parser.add_argument("--minus", nargs="+", default=[], metavar="FOLDER:ARM", help="terms subtracted")
+    args = parser.parse_args(argv)
+    result = contrast([load_term(t, args.dataset, args.setting) for t in args.plus],
+                      [load_term(t, args.dataset, args.setting) for t in args.minus])
+    print(f"{args.dataset}, {args.setting} labelled: " + " ".join([f"+{t}" for t in args.plus] +
+                                                                  [f"-{t}" for t in args.minus]))
+    print("per pair: " + ", ".join(f"{pair} {100 * d:+.1f}" for pair, d in zip(result["pairs"],
+                                                                              result["differences"])))
+    print(describe(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""benchmarks/paired_contrast.py: signed sums of runs from several results folders, paired by (fold, seed)."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from tests.helpers import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from paired_contrast import contrast, describe, load_term, main  # noqa: E402
+
+
+def run(classes: list[float], subjects: int = 4) -> dict:
+    """A fine-tuning result whose classes score ``classes`` on every evaluation subject."""
+    names = [f"c{i}" for i in range(len(classes))]
+    return {"dice": dict(zip(names, classes)), "subjects": {n: [v] * subjects for n, v in zip(names, classes)}}
+
+
+def write(folder, arms: dict) -> str:
+    folder.mkdir()
+    (folder / "label_efficiency.json").write_text(json.dumps({"ixi_coarse": {"1": arms}}))
+    return str(folder)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    # scratch gains 2 points from larger crops on every pair; the encoder gains 3, 5 and 4: its advantage over
+    # scratch grows by 1, 3 and 2 points
+    small = write(tmp_path / "roi48", {
+        "scratch": {f"fold{f}_seed0": run([0.70, 0.80]) for f in range(3)},
+        "enc": {f"fold{f}_seed0": run([0.73, 0.83]) for f in range(3)}})
+    large = write(tmp_path / "roi64", {
+        "scratch": {f"fold{f}_seed0": run([0.72, 0.82]) for f in range(3)},
+        "enc": {"fold0_seed0": run([0.76, 0.86]), "fold1_seed0": run([0.78, 0.88]), "fold2_seed0": run([0.77, 0.87]),
+                "fold3_seed0": run([0.99, 0.99])}})  # a pair no other term has: left out
+    return small, large
+
+
+def terms(names: list[str]) -> list[dict]:
+    return [load_term(name, "ixi_coarse", "1") for name in names]
+
+
+def test_a_difference_and_a_difference_of_differences_pair_by_fold_and_seed(folders):
+    small, large = folders
+    scratch_gain = contrast(terms([f"{large}:scratch"]), terms([f"{small}:scratch"]))
+    assert scratch_gain["pairs"] == ["fold0_seed0", "fold1_seed0", "fold2_seed0"]
+    assert scratch_gain["differences"] == pytest.approx([0.02] * 3)
+    assert scratch_gain["bootstrap"] == pytest.approx((0.02, 0.02))  # the same on every subject
+    growth = contrast(terms([f"{large}:enc", f"{small}:scratch"]), terms([f"{large}:scratch", f"{small}:enc"]))
+    assert growth["differences"] == pytest.approx([0.01, 0.03, 0.02])
+    # mean 0.02, sd 0.01, n 3: half width t(0.975, 2) * 0.01 / sqrt(3)
+    assert growth["mean"] == pytest.approx(0.02) and growth["n"] == 3
+    assert growth["high"] - growth["mean"] == pytest.approx(4.3027 * 0.01 / np.sqrt(3), rel=1e-4)
+    assert describe(growth).startswith("+2.0 [-0.5, +4.5] points (n = 3, df = 2): no clear difference")
+    assert "above 0" in describe(scratch_gain)
+
+
+def test_bad_terms_are_refused_with_what_to_give(folders, tmp_path):
+    small, _ = folders
+    with pytest.raises(SystemExit, match="FOLDER:ARM"):
+        load_term("no_arm", "ixi_coarse", "1")
+    with pytest.raises(SystemExit, match="label_efficiency.py --results-dir"):
+        load_term(f"{tmp_path / 'absent'}:scratch", "ixi_coarse", "1")
+    with pytest.raises(SystemExit, match=r"no arm 'mix' .* it has: \['enc', 'scratch'\]"):
+        load_term(f"{small}:mix", "ixi_coarse", "1")
+    with pytest.raises(SystemExit, match="no arm 'scratch' for ixi_coarse, 2 labelled; it has: \\['ixi_coarse 1'\\]"):
+        load_term(f"{small}:scratch", "ixi_coarse", "2")
+    other = write(tmp_path / "other", {"scratch": {"fold5_seed0": run([0.7, 0.8])},
+                                       "six_subjects": {f"fold{f}_seed0": run([0.7, 0.8], 6) for f in range(3)}})
+    with pytest.raises(SystemExit, match="share no \\(fold, seed\\) pair"):
+        contrast(terms([f"{other}:scratch"]), terms([f"{small}:scratch"]))
+    with pytest.raises(SystemExit, match="different numbers of subjects"):
+        contrast(terms([f"{other}:six_subjects"]), terms([f"{small}:scratch"]))
+
+
+def test_the_command_prints_each_pair_and_the_interval(folders, capsys):
+    small, large = folders
+    main(["--dataset", "ixi_coarse", "--setting", "1", "--plus", f"{large}:scratch", "--minus", f"{small}:scratch"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "per pair: fold0_seed0 +2.0, fold1_seed0 +2.0, fold2_seed0 +2.0"
+    assert out[2].startswith("+2.0 [+2.0, +2.0] points (n = 3, df = 2): above 0")
