@@ -265,14 +265,15 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     key = run_key(Path(datalist).read_text(), settings, file_digest(str(config_file)),
                   file_digest(pretrained) if pretrained else None,
                   files=entry_files(labelled + evaluation + unlabelled))
-    finished = work / "fine_tune" / run_name / f"result_{key}.json"
+    # the folder is keyed too, so that runs differing only in a setting (a crop size) never share checkpoints
+    output = work / "fine_tune" / f"{run_name}_{key}"
+    finished = output / "result.json"
     if finished.exists():
         print(f"  {run_name}: finished earlier, result reused from {finished}", flush=True)
         return json.loads(finished.read_text())
     workflow = ConfigWorkflow(
         config_file=str(config_file), workflow_type="train",
-        datalist=datalist, output_dir=str(work / "fine_tune" / run_name),
-        ckpt_dir=str(work / "fine_tune" / run_name / "models"), **settings)
+        datalist=datalist, output_dir=str(output), ckpt_dir=str(output / "models"), **settings)
     workflow.initialize()
     trainer = workflow.parser.get_parsed_content("train#trainer")
     evaluator = workflow.parser.get_parsed_content("validate#evaluator")
