@@ -320,13 +320,13 @@ def t_interval(differences) -> tuple[float, float, float, int]:
     return mean, mean - half, mean + half, int(values.size)
 
 
-def verdict(differences) -> str:
-    """Reading of paired differences (arm - scratch, same fold and seed): "helps" or "hurts" only when the 95 % t
-    interval of their mean excludes 0."""
+def verdict(differences, readings: tuple[str, str, str] = ("helps", "hurts", "no clear effect")) -> str:
+    """Reading of paired differences (arm - scratch, same fold and seed): ``readings[0]`` ("helps") or
+    ``readings[1]`` ("hurts") only when the 95 % t interval of their mean excludes 0, else ``readings[2]``."""
     mean, low, high, n = t_interval(differences)
     if n < 2:
         return f"{100 * mean:+.1f} (n = 1: no interval, no reading)"
-    reading = "helps" if low > 0 else "hurts" if high < 0 else "no clear effect"
+    reading = readings[0] if low > 0 else readings[1] if high < 0 else readings[2]
     return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] (n = {n}, df = {n - 1}): {reading}"
 
 

@@ -9,6 +9,12 @@ with its 95 % t interval (df = n - 1) and a 95 % bootstrap over evaluation subje
 evaluation subjects (the same ``--ixi-eval-dir``): the results keep no subject names, so only their number is
 checked.
 
+A term's runs may come from several folders of one protocol, ``FOLDER,FOLDER:ARM`` (more seeds run later at
+other commits): refused unless each folder's report names the same preset settings and pretrained weights, apart
+from which labelled-subject counts, folds, seeds and threads it ran, and no (fold, seed) pair is in two of them.
+The code is not compared (each report names its commit, printed here): merging runs of different commits is the
+caller's claim that fine-tuning did not change between them.
+
 Run::
 
     python benchmarks/paired_contrast.py --dataset ixi_coarse --setting 1 \\
@@ -26,23 +32,66 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from label_efficiency import score, subject_bootstrap, subject_scores, t_interval  # noqa: E402
+from label_efficiency import score, subject_bootstrap, subject_scores, t_interval, verdict  # noqa: E402
+
+
+# which runs a call made and on how many threads; every other preset setting is how each run ran
+RUN_SELECTION = ("label_counts", "folds", "seeds", "threads")
+
+
+def protocol(folder: Path) -> tuple:
+    """The preset (name and settings, less :data:`RUN_SELECTION`) and the pretrained-weights line of a folder's
+    ``label_efficiency.md``."""
+    path = folder / "label_efficiency.md"
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: folders are merged only when their reports show one protocol.")
+    lines = path.read_text().splitlines()
+    preset = next((line for line in lines if line.startswith("- preset `")), None)
+    if preset is None:
+        raise SystemExit(f"{path} has no '- preset' line: give a report written by label_efficiency.py.")
+    name, settings = preset.split(": ", 1)
+    settings = {k: v for k, v in json.loads(settings).items() if k not in RUN_SELECTION}
+    weights = next((line for line in lines if line.startswith("- pretrained weights")), "")
+    return name, settings, weights
+
+
+def commit(folder: Path) -> str:
+    """The commit named by the folder's report ("?" without one)."""
+    path = folder / "label_efficiency.md"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return next((line.rpartition("commit ")[2] for line in lines if line.startswith("- date:")), "?")
 
 
 def load_term(term: str, dataset: str, setting: str) -> dict:
-    """The runs of ``FOLDER:ARM`` (``FOLDER`` holds a ``label_efficiency.json``), keyed by ``foldF_seedS``."""
-    folder, sep, arm = term.rpartition(":")
-    if not sep or not folder or not arm:
+    """The runs of ``FOLDER:ARM`` or ``FOLDER,FOLDER,...:ARM`` (each ``FOLDER`` holds a ``label_efficiency.json``),
+    keyed by ``foldF_seedS``."""
+    folders, sep, arm = term.rpartition(":")
+    if not sep or not folders or not arm:
         raise SystemExit(f"a term is FOLDER:ARM (a label_efficiency results folder and one of its arms), got {term!r}.")
-    path = Path(folder) / "label_efficiency.json"
-    if not path.is_file():
-        raise SystemExit(f"{path} does not exist: give a folder written by label_efficiency.py --results-dir.")
-    results = json.loads(path.read_text())
-    arms = results.get(dataset, {}).get(setting)
-    if not arms or arm not in arms:
-        found = sorted(arms) if arms else sorted(f"{d} {s}" for d in results for s in results[d])
-        raise SystemExit(f"{path} has no arm {arm!r} for {dataset}, {setting} labelled; it has: {found}.")
-    return arms[arm]
+    folders = [Path(folder) for folder in folders.split(",")]
+    runs: dict = {}
+    for folder in folders:
+        path = folder / "label_efficiency.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} does not exist: give a folder written by label_efficiency.py --results-dir.")
+        results = json.loads(path.read_text())
+        arms = results.get(dataset, {}).get(setting)
+        if not arms or arm not in arms:
+            found = sorted(arms) if arms else sorted(f"{d} {s}" for d in results for s in results[d])
+            raise SystemExit(f"{path} has no arm {arm!r} for {dataset}, {setting} labelled; it has: {found}.")
+        shared = sorted(set(runs) & set(arms[arm]))
+        if shared:
+            raise SystemExit(f"{folder} repeats {shared} of {arm!r}: merge folders holding different (fold, seed) "
+                             "pairs.")
+        runs.update(arms[arm])
+    if len(folders) > 1:
+        protocols = {folder: protocol(folder) for folder in folders}
+        first = protocols[folders[0]]
+        for folder, other in protocols.items():
+            if other != first:
+                raise SystemExit(f"{folder} ran another protocol than {folders[0]} ({other} against {first}): "
+                                 "merge only folders of the same preset settings and weights.")
+    return runs
 
 
 def contrast(plus: list[dict], minus: list[dict]) -> dict:
@@ -64,13 +113,12 @@ def contrast(plus: list[dict], minus: list[dict]) -> dict:
 
 
 def describe(result: dict) -> str:
-    mean, low, high, n = result["mean"], result["low"], result["high"], result["n"]
-    if n < 2:
-        return f"{100 * mean:+.1f} points (n = 1: no interval, no reading)"
-    reading = "above 0" if low > 0 else "below 0" if high < 0 else "no clear difference (the interval holds 0)"
+    """:func:`label_efficiency.verdict` with a contrast's words (a difference across crop sizes does not "help")."""
+    text = verdict(result["differences"], readings=("above 0", "below 0", "no clear difference (the interval holds 0)"))
+    if result["n"] < 2:
+        return text
     boot = result["bootstrap"]
-    return (f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] points (n = {n}, df = {n - 1}): {reading}; "
-            f"subjects bootstrap [{100 * boot[0]:+.1f}, {100 * boot[1]:+.1f}]")
+    return f"{text}; subjects bootstrap [{100 * boot[0]:+.1f}, {100 * boot[1]:+.1f}]"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
                       [load_term(t, args.dataset, args.setting) for t in args.minus])
     print(f"{args.dataset}, {args.setting} labelled: " + " ".join([f"+{t}" for t in args.plus] +
                                                                   [f"-{t}" for t in args.minus]))
+    folders = dict.fromkeys(folder for term in args.plus + args.minus for folder in term.rpartition(":")[0].split(","))
+    print("commits: " + ", ".join(f"{folder} {commit(Path(folder))}" for folder in folders))
     print("per pair: " + ", ".join(f"{pair} {100 * d:+.1f}" for pair, d in zip(result["pairs"],
                                                                               result["differences"])))
     print(describe(result))

@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def test_a_difference_and_a_difference_of_differences_pair_by_fold_and_seed(fold
     # mean 0.02, sd 0.01, n 3: half width t(0.975, 2) * 0.01 / sqrt(3)
     assert growth["mean"] == pytest.approx(0.02) and growth["n"] == 3
     assert growth["high"] - growth["mean"] == pytest.approx(4.3027 * 0.01 / np.sqrt(3), rel=1e-4)
-    assert describe(growth).startswith("+2.0 [-0.5, +4.5] points (n = 3, df = 2): no clear difference")
+    assert describe(growth).startswith("+2.0 [-0.5, +4.5] (n = 3, df = 2): no clear difference")
     assert "above 0" in describe(scratch_gain)
 
 
@@ -79,5 +80,46 @@ def test_the_command_prints_each_pair_and_the_interval(folders, capsys):
     small, large = folders
     main(["--dataset", "ixi_coarse", "--setting", "1", "--plus", f"{large}:scratch", "--minus", f"{small}:scratch"])
     out = capsys.readouterr().out.splitlines()
-    assert out[1] == "per pair: fold0_seed0 +2.0, fold1_seed0 +2.0, fold2_seed0 +2.0"
-    assert out[2].startswith("+2.0 [+2.0, +2.0] points (n = 3, df = 2): above 0")
+    assert out[1] == f"commits: {large} ?, {small} ?"  # reports without a date line
+    assert out[2] == "per pair: fold0_seed0 +2.0, fold1_seed0 +2.0, fold2_seed0 +2.0"
+    assert out[3].startswith("+2.0 [+2.0, +2.0] (n = 3, df = 2): above 0")
+
+
+def report(folder, roi: int, seeds: list[int], weights: str = "enc: model.pt") -> str:
+    """The lines of a ``label_efficiency.md`` that name its protocol."""
+    preset = {"roi": [roi] * 3, "channels": [16, 32], "folds": [0, 1, 2], "seeds": seeds, "threads": 1}
+    (folder / "label_efficiency.md").write_text(
+        f"# Label-efficiency benchmark\n\n- preset `cpu`: {json.dumps(preset)}\n- pretrained weights: {weights}\n")
+    return str(folder)
+
+
+def test_folders_of_one_protocol_merge_into_one_term(folders, tmp_path):
+    _, large = folders
+    report(tmp_path / "roi64", 64, [0])
+    seed1 = report(Path(write(tmp_path / "roi64_seed1", {
+        "scratch": {f"fold{f}_seed1": run([0.70, 0.80]) for f in range(3)},
+        "enc": {f"fold{f}_seed1": run([0.71, 0.81]) for f in range(3)}})), 64, [1])
+    merged = contrast(terms([f"{large},{seed1}:enc"]), terms([f"{large},{seed1}:scratch"]))
+    assert merged["pairs"] == [f"fold{f}_seed{s}" for f in range(3) for s in (0, 1)]
+    assert merged["differences"] == pytest.approx([0.04, 0.01, 0.06, 0.01, 0.05, 0.01])
+    assert merged["n"] == 6
+
+
+def test_folders_that_overlap_or_ran_another_protocol_are_refused(folders, tmp_path):
+    small, large = folders
+    other = write(tmp_path / "roi48_seed1", {"scratch": {"fold0_seed1": run([0.7, 0.8])}})
+    with pytest.raises(SystemExit, match=r"label_efficiency.md does not exist"):
+        load_term(f"{large},{other}:scratch", "ixi_coarse", "1")
+    report(tmp_path / "roi64", 64, [0])
+    report(tmp_path / "roi48", 48, [0])
+    report(tmp_path / "roi48_seed1", 48, [1])
+    with pytest.raises(SystemExit, match=r"repeats \['fold0_seed0', 'fold1_seed0', 'fold2_seed0'\] of 'scratch'"):
+        load_term(f"{large},{small}:scratch", "ixi_coarse", "1")
+    with pytest.raises(SystemExit, match="ran another protocol"):
+        load_term(f"{large},{other}:scratch", "ixi_coarse", "1")
+    other_weights = report(Path(write(tmp_path / "roi64_seed1", {"scratch": {"fold0_seed1": run([0.7, 0.8])}})), 64,
+                           [1], weights="enc: other.pt")
+    with pytest.raises(SystemExit, match="ran another protocol"):
+        load_term(f"{large},{other_weights}:scratch", "ixi_coarse", "1")
+    assert set(load_term(f"{small},{other}:scratch", "ixi_coarse", "1")) == {
+        "fold0_seed0", "fold1_seed0", "fold2_seed0", "fold0_seed1"}
