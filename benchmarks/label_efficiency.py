@@ -165,10 +165,15 @@ def synthesise_regions(data_root: Path, work: Path, subjects: list[int]) -> dict
     return entries
 
 
+def datalist_text(**lists) -> str:
+    """A MONAI datalist of ``lists`` (``training=[...]``, ...) without the entries' names."""
+    return json.dumps({k: [{kk: vv for kk, vv in e.items() if kk != "name"} for e in v] for k, v in lists.items()},
+                      indent=1)
+
+
 def write_datalist(path: Path, **lists) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({k: [{kk: vv for kk, vv in e.items() if kk != "name"} for e in v]
-                                for k, v in lists.items()}, indent=1))
+    path.write_text(datalist_text(**lists))
     return str(path)
 
 
@@ -251,7 +256,7 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     if budget % points:
         raise ValueError(f"the {dataset} budget of {budget} iterations is not a multiple of its {points} curve points.")
     interval = budget // points
-    datalist = write_datalist(work / "lists" / f"{run_name}.json", training=labelled, validation=evaluation)
+    datalist = datalist_text(training=labelled, validation=evaluation)
     settings = dict(
         label_names=label_names, label_groups=label_groups, seed=seed, epoch_length=interval,
         max_epochs=points, val_interval=1, roi_size=preset["roi"], samples_per_volume=preset["samples"],
@@ -262,7 +267,7 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     # picks up where it stopped (and a changed setting, file, source or checkpoint is never mistaken for it)
     unlabelled = (json.loads(Path(settings["unlabelled_datalist"]).read_text())["training"]
                   if settings.get("semi_supervised") else [])
-    key = run_key(Path(datalist).read_text(), settings, file_digest(str(config_file)),
+    key = run_key(datalist, settings, file_digest(str(config_file)),
                   file_digest(pretrained) if pretrained else None,
                   files=entry_files(labelled + evaluation + unlabelled))
     # the folder is keyed too, so that runs differing only in a setting (a crop size) never share checkpoints
@@ -271,9 +276,11 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     if finished.exists():
         print(f"  {run_name}: finished earlier, result reused from {finished}", flush=True)
         return json.loads(finished.read_text())
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "datalist.json").write_text(datalist)
     workflow = ConfigWorkflow(
-        config_file=str(config_file), workflow_type="train",
-        datalist=datalist, output_dir=str(output), ckpt_dir=str(output / "models"), **settings)
+        config_file=str(config_file), workflow_type="train", datalist=str(output / "datalist.json"),
+        output_dir=str(output), ckpt_dir=str(output / "models"), **settings)
     workflow.initialize()
     trainer = workflow.parser.get_parsed_content("train#trainer")
     evaluator = workflow.parser.get_parsed_content("validate#evaluator")

@@ -266,7 +266,9 @@ def test_tune_validates_on_the_tuning_subjects_into_a_folder_of_its_own(tmp_path
     from real_mri import split_ixi_train
 
     tuning = {s["name"] for s in split_ixi_train(train.parent.parent)[0]}
-    datalist = json.loads((tmp_path / "work" / "lists" / "ixi_coarse_1_scratch_fold0_seed0.json").read_text())
+    # the run's folder is its name and cache key: one run here
+    run_dir, = (tmp_path / "work" / "fine_tune").glob("ixi_coarse_1_scratch_fold0_seed0_*")
+    datalist = json.loads((run_dir / "datalist.json").read_text())
     validated = {os.path.basename(os.path.dirname(e["image"])) for e in datalist["validation"]}
     assert validated == tuning and not validated & set(os.listdir(evaluation))
 
