@@ -7,7 +7,8 @@ from larger crops (``+roi64:scratch -roi48:scratch``), and does the encoder's ga
 statistics: per (fold, seed) pair present in every term, the signed sum of the runs' mean Dice; the mean over pairs
 with its 95 % t interval (df = n - 1) and a 95 % bootstrap over evaluation subjects. The terms must share their
 evaluation subjects (the same ``--ixi-eval-dir``): the results keep no subject names, so only their number is
-checked.
+checked. ``--iteration N`` contrasts the runs' fine-tuning curves at a validation point instead (how far along
+each arm is; the curves keep means over subjects, so no subject bootstrap).
 
 A term's runs may come from several folders of one protocol, ``FOLDER,FOLDER:ARM`` (more seeds run later at
 other commits): refused unless each folder's report names the same preset settings and pretrained weights, apart
@@ -94,28 +95,40 @@ def load_term(term: str, dataset: str, setting: str) -> dict:
     return runs
 
 
-def contrast(plus: list[dict], minus: list[dict]) -> dict:
-    """The signed sum per shared (fold, seed) pair, its t interval and the evaluation-subject bootstrap."""
+def curve_point(run: dict, iteration: int) -> float:
+    """The run's mean Dice at a validation point of its fine-tuning curve (evaluation subjects, read only)."""
+    points = dict(run["curve"])
+    if iteration not in points:
+        raise SystemExit(f"no validation point at iteration {iteration}: the runs' curves have {sorted(points)}.")
+    return float(points[iteration])
+
+
+def contrast(plus: list[dict], minus: list[dict], iteration: int | None = None) -> dict:
+    """The signed sum per shared (fold, seed) pair of the final models' scores, or of the curves' mean Dice at
+    ``iteration``, with its t interval; for final models also the evaluation-subject bootstrap (a curve point keeps
+    the mean over subjects only)."""
     terms = [(1.0, runs) for runs in plus] + [(-1.0, runs) for runs in minus]
     pairs = sorted(set.intersection(*(set(runs) for _, runs in terms)))
     if not pairs:
         raise SystemExit("the terms share no (fold, seed) pair: run the same --folds and --seeds in every folder.")
-    differences = [sum(sign * score(runs[pair]) for sign, runs in terms) for pair in pairs]
+    metric = score if iteration is None else lambda run: curve_point(run, iteration)
+    differences = [sum(sign * metric(runs[pair]) for sign, runs in terms) for pair in pairs]
     mean, low, high, n = t_interval(differences)
+    result = {"pairs": pairs, "differences": differences, "mean": mean, "low": low, "high": high, "n": n}
+    if iteration is not None:
+        return result
     subjects = [[subject_scores(runs[pair]) for _, runs in terms] for pair in pairs]
     if len({scores.shape for row in subjects for scores in row}) != 1:
         raise SystemExit("the terms were evaluated on different numbers of subjects: a paired contrast needs the "
                          "same evaluation subjects in every folder.")
     per_subject = np.stack([sum(sign * scores for (sign, _), scores in zip(terms, row)) for row in subjects])
-    bootstrap = subject_bootstrap(per_subject, np.zeros_like(per_subject))
-    return {"pairs": pairs, "differences": differences, "mean": mean, "low": low, "high": high, "n": n,
-            "bootstrap": bootstrap}
+    return dict(result, bootstrap=subject_bootstrap(per_subject, np.zeros_like(per_subject)))
 
 
 def describe(result: dict) -> str:
     """:func:`label_efficiency.verdict` with a contrast's words (a difference across crop sizes does not "help")."""
     text = verdict(result["differences"], readings=("above 0", "below 0", "no clear difference (the interval holds 0)"))
-    if result["n"] < 2:
+    if result["n"] < 2 or "bootstrap" not in result:
         return text
     boot = result["bootstrap"]
     return f"{text}; subjects bootstrap [{100 * boot[0]:+.1f}, {100 * boot[1]:+.1f}]"
@@ -127,10 +140,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--setting", required=True, help="labelled subjects, e.g. 1")
     parser.add_argument("--plus", nargs="+", required=True, metavar="FOLDER:ARM", help="terms added")
     parser.add_argument("--minus", nargs="+", default=[], metavar="FOLDER:ARM", help="terms subtracted")
+    parser.add_argument("--iteration", type=int, default=None,
+                        help="contrast the curves' mean Dice at this validation point instead of the final models")
     args = parser.parse_args(argv)
     result = contrast([load_term(t, args.dataset, args.setting) for t in args.plus],
-                      [load_term(t, args.dataset, args.setting) for t in args.minus])
-    print(f"{args.dataset}, {args.setting} labelled: " + " ".join([f"+{t}" for t in args.plus] +
+                      [load_term(t, args.dataset, args.setting) for t in args.minus], iteration=args.iteration)
+    at = "final models" if args.iteration is None else f"iteration {args.iteration} of the curves"
+    print(f"{args.dataset}, {args.setting} labelled, {at}: " + " ".join([f"+{t}" for t in args.plus] +
                                                                   [f"-{t}" for t in args.minus]))
     folders = dict.fromkeys(folder for term in args.plus + args.minus for folder in term.rpartition(":")[0].split(","))
     print("commits: " + ", ".join(f"{folder} {commit(Path(folder))}" for folder in folders))

@@ -80,6 +80,7 @@ def test_the_command_prints_each_pair_and_the_interval(folders, capsys):
     small, large = folders
     main(["--dataset", "ixi_coarse", "--setting", "1", "--plus", f"{large}:scratch", "--minus", f"{small}:scratch"])
     out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ixi_coarse, 1 labelled, final models: +")
     assert out[1] == f"commits: {large} ?, {small} ?"  # reports without a date line
     assert out[2] == "per pair: fold0_seed0 +2.0, fold1_seed0 +2.0, fold2_seed0 +2.0"
     assert out[3].startswith("+2.0 [+2.0, +2.0] (n = 3, df = 2): above 0")
@@ -123,3 +124,23 @@ def test_folders_that_overlap_or_ran_another_protocol_are_refused(folders, tmp_p
         load_term(f"{large},{other_weights}:scratch", "ixi_coarse", "1")
     assert set(load_term(f"{small},{other}:scratch", "ixi_coarse", "1")) == {
         "fold0_seed0", "fold1_seed0", "fold2_seed0", "fold0_seed1"}
+
+
+def test_a_curve_point_is_contrasted_without_a_subject_bootstrap(tmp_path, capsys):
+    def curved(early: float, final: float) -> dict:
+        return dict(run([final]), curve=[[260, early], [520, final]])
+
+    folder = write(tmp_path / "roi64", {
+        "scratch": {f"fold{f}_seed0": curved(0.60, 0.80) for f in range(3)},
+        "enc": {"fold0_seed0": curved(0.70, 0.80), "fold1_seed0": curved(0.72, 0.81),
+                "fold2_seed0": curved(0.71, 0.79)}})
+    early = contrast(terms([f"{folder}:enc"]), terms([f"{folder}:scratch"]), iteration=260)
+    assert early["differences"] == pytest.approx([0.10, 0.12, 0.11]) and "bootstrap" not in early
+    assert describe(early) == "+11.0 [+8.5, +13.5] (n = 3, df = 2): above 0"
+    with pytest.raises(SystemExit, match=r"no validation point at iteration 300: the runs' curves have \[260, 520\]"):
+        contrast(terms([f"{folder}:enc"]), terms([f"{folder}:scratch"]), iteration=300)
+    main(["--dataset", "ixi_coarse", "--setting", "1", "--iteration", "260", "--plus", f"{folder}:enc",
+          "--minus", f"{folder}:scratch"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ixi_coarse, 1 labelled, iteration 260 of the curves: +")
+    assert out[3] == "+11.0 [+8.5, +13.5] (n = 3, df = 2): above 0"
