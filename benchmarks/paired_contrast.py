@@ -63,13 +63,18 @@ def commit(folder: Path) -> str:
     return next((line.rpartition("commit ")[2] for line in lines if line.startswith("- date:")), "?")
 
 
-def load_term(term: str, dataset: str, setting: str) -> dict:
-    """The runs of ``FOLDER:ARM`` or ``FOLDER,FOLDER,...:ARM`` (each ``FOLDER`` holds a ``label_efficiency.json``),
-    keyed by ``foldF_seedS``."""
+def parse_term(term: str) -> tuple[list[Path], str]:
+    """The folders and the arm of ``FOLDER:ARM`` or ``FOLDER,FOLDER,...:ARM``."""
     folders, sep, arm = term.rpartition(":")
     if not sep or not folders or not arm:
         raise SystemExit(f"a term is FOLDER:ARM (a label_efficiency results folder and one of its arms), got {term!r}.")
-    folders = [Path(folder) for folder in folders.split(",")]
+    return [Path(folder) for folder in folders.split(",")], arm
+
+
+def load_term(term: str, dataset: str, setting: str) -> dict:
+    """The runs of ``FOLDER:ARM`` or ``FOLDER,FOLDER,...:ARM`` (each ``FOLDER`` holds a ``label_efficiency.json``),
+    keyed by ``foldF_seedS``."""
+    folders, arm = parse_term(term)
     runs: dict = {}
     for folder in folders:
         path = folder / "label_efficiency.json"
@@ -148,8 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     at = "final models" if args.iteration is None else f"iteration {args.iteration} of the curves"
     print(f"{args.dataset}, {args.setting} labelled, {at}: " + " ".join([f"+{t}" for t in args.plus] +
                                                                   [f"-{t}" for t in args.minus]))
-    folders = dict.fromkeys(folder for term in args.plus + args.minus for folder in term.rpartition(":")[0].split(","))
-    print("commits: " + ", ".join(f"{folder} {commit(Path(folder))}" for folder in folders))
+    folders = dict.fromkeys(folder for term in args.plus + args.minus for folder in parse_term(term)[0])
+    print("commits: " + ", ".join(f"{folder} {commit(folder)}" for folder in folders))
     print("per pair: " + ", ".join(f"{pair} {100 * d:+.1f}" for pair, d in zip(result["pairs"],
                                                                               result["differences"])))
     print(describe(result))
