@@ -257,11 +257,12 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
         raise ValueError(f"the {dataset} budget of {budget} iterations is not a multiple of its {points} curve points.")
     interval = budget // points
     datalist = datalist_text(training=labelled, validation=evaluation)
-    settings = dict(
+    # the overrides win over the preset's settings (e.g. a larger network, whose weights ``pretrained`` must hold)
+    settings = {**dict(
         label_names=label_names, label_groups=label_groups, seed=seed, epoch_length=interval,
         max_epochs=points, val_interval=1, roi_size=preset["roi"], samples_per_volume=preset["samples"],
         batch_size=preset["batch"], use_pretrained=pretrained is not None, pretrained_path=pretrained,
-        **network_overrides(preset, in_channels), **overrides)
+        **network_overrides(preset, in_channels)), **overrides}
     config_file = bundles / "brain_mri_segmentation" / "configs" / "train.json"
     # a finished run is kept under a hash of everything it depends on, so that an interrupted benchmark re-run
     # picks up where it stopped (and a changed setting, file, source or checkpoint is never mistaken for it)
@@ -422,7 +423,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-iterations", type=int, default=1200, help="longest budget tried by --choose-budget")
     parser.add_argument("--budget-points", type=int, default=15, help="validation points of --choose-budget")
     parser.add_argument("--fine-tune-overrides", type=json.loads, default={},
-                        help="segmentation-bundle settings for every arm, scratch included, e.g. "
+                        help="segmentation-bundle settings for every arm, scratch included, over the preset's "
+                        "(a network set here needs --pretrained weights of that network), e.g. "
                         "'{\"freeze_encoder_epochs\": 2}'")
     parser.add_argument("--consistency-weight", type=float,
                         help=f"the '{MEAN_TEACHER}' arms' consistency weight (default: the segmentation bundle's)")

@@ -41,8 +41,8 @@ RUN_SELECTION = ("label_counts", "folds", "seeds", "threads")
 
 
 def protocol(folder: Path) -> tuple:
-    """The preset (name and settings, less :data:`RUN_SELECTION`) and the pretrained-weights line of a folder's
-    ``label_efficiency.md``."""
+    """The preset (name and settings, less :data:`RUN_SELECTION`), the pretrained-weights line and the fine-tuning
+    overrides line (e.g. another network) of a folder's ``label_efficiency.md``."""
     path = folder / "label_efficiency.md"
     if not path.is_file():
         raise SystemExit(f"{path} does not exist: folders are merged only when their reports show one protocol.")
@@ -53,7 +53,8 @@ def protocol(folder: Path) -> tuple:
     name, settings = preset.split(": ", 1)
     settings = {k: v for k, v in json.loads(settings).items() if k not in RUN_SELECTION}
     weights = next((line for line in lines if line.startswith("- pretrained weights")), "")
-    return name, settings, weights
+    overrides = next((line for line in lines if line.startswith("- fine-tuning overrides")), "")
+    return name, settings, weights, overrides
 
 
 def commit(folder: Path) -> str:
@@ -96,7 +97,7 @@ def load_term(term: str, dataset: str, setting: str) -> dict:
         for folder, other in protocols.items():
             if other != first:
                 raise SystemExit(f"{folder} ran another protocol than {folders[0]} ({other} against {first}): "
-                                 "merge only folders of the same preset settings and weights.")
+                                 "merge only folders of the same preset settings, weights and fine-tuning overrides.")
     return runs
 
 

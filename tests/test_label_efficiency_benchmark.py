@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import shared_path
 from tests.helpers import REPO
@@ -255,12 +256,14 @@ def test_tune_validates_on_the_tuning_subjects_into_a_folder_of_its_own(tmp_path
         parse_arguments(["--preset", "cpu", "--roi", "60", "60", "60"])
     assert parse_arguments(["--preset", "cpu", "--roi", "64", "64", "64"]).roi == [64, 64, 64]
     base = [sys.executable, SCRIPT, "--preset", "smoke", "--work-dir", str(tmp_path / "work"), "--arms", "scratch"]
-    # the input-resolution lever (--roi) reaches the run and its report
+    # the input-resolution (--roi) and network-size (a network override over the preset's) levers reach the run
+    network = {"network_def#channels": [8, 16, 32, 40], "network_def#strides": [2, 2, 1]}
     result = subprocess.run(base + ["--tune", "--datasets", "ixi_coarse", "--results-dir", str(tmp_path / "tuning"),
-                                    "--roi", "24", "24", "24"], capture_output=True, text=True, timeout=600)
+                                    "--roi", "24", "24", "24", "--fine-tune-overrides", json.dumps(network)],
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = (tmp_path / "tuning" / "label_efficiency.md").read_text()
-    assert '"roi": [24, 24, 24]' in report
+    assert '"roi": [24, 24, 24]' in report and json.dumps(network) in report
     assert "validated on the 8 IXI train tuning subjects (--tune)" in report
     assert "no evaluation subject was opened" in report and "used to choose anything" not in report
     from real_mri import split_ixi_train
@@ -268,6 +271,8 @@ def test_tune_validates_on_the_tuning_subjects_into_a_folder_of_its_own(tmp_path
     tuning = {s["name"] for s in split_ixi_train(train.parent.parent)[0]}
     # the run's folder is its name and cache key: one run here
     run_dir, = (tmp_path / "work" / "fine_tune").glob("ixi_coarse_1_scratch_fold0_seed0_*")
+    weights = torch.load(run_dir / "models" / "model.pt", weights_only=True)
+    assert any(w.ndim == 5 and w.shape[0] == 40 for w in weights.values())  # a fourth level: not the preset's
     datalist = json.loads((run_dir / "datalist.json").read_text())
     validated = {os.path.basename(os.path.dirname(e["image"])) for e in datalist["validation"]}
     assert validated == tuning and not validated & set(os.listdir(evaluation))

@@ -86,11 +86,12 @@ def test_the_command_prints_each_pair_and_the_interval(folders, capsys):
     assert out[3].startswith("+2.0 [+2.0, +2.0] (n = 3, df = 2): above 0")
 
 
-def report(folder, roi: int, seeds: list[int], weights: str = "enc: model.pt") -> str:
+def report(folder, roi: int, seeds: list[int], weights: str = "enc: model.pt", overrides: str = "{}") -> str:
     """The lines of a ``label_efficiency.md`` that name its protocol."""
     preset = {"roi": [roi] * 3, "channels": [16, 32], "folds": [0, 1, 2], "seeds": seeds, "threads": 1}
     (folder / "label_efficiency.md").write_text(
-        f"# Label-efficiency benchmark\n\n- preset `cpu`: {json.dumps(preset)}\n- pretrained weights: {weights}\n")
+        f"# Label-efficiency benchmark\n\n- preset `cpu`: {json.dumps(preset)}\n- pretrained weights: {weights}\n"
+        f"- fine-tuning overrides for every arm: {overrides}; channels_last true, bf16_autocast true\n")
     return str(folder)
 
 
@@ -121,6 +122,9 @@ def test_folders_that_overlap_or_ran_another_protocol_are_refused(folders, tmp_p
     other_weights = report(Path(write(tmp_path / "roi64_seed1", {"scratch": {"fold0_seed1": run([0.7, 0.8])}})), 64,
                            [1], weights="enc: other.pt")
     with pytest.raises(SystemExit, match="ran another protocol"):
+        load_term(f"{large},{other_weights}:scratch", "ixi_coarse", "1")
+    report(tmp_path / "roi64_seed1", 64, [1], overrides='{"network_def#channels": [16, 32, 64]}')
+    with pytest.raises(SystemExit, match="fine-tuning overrides"):
         load_term(f"{large},{other_weights}:scratch", "ixi_coarse", "1")
     assert set(load_term(f"{small},{other}:scratch", "ixi_coarse", "1")) == {
         "fold0_seed0", "fold1_seed0", "fold2_seed0", "fold0_seed1"}
