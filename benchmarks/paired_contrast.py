@@ -11,8 +11,9 @@ checked. ``--iteration N`` contrasts the runs' fine-tuning curves at a validatio
 each arm is; the curves keep means over subjects, so no subject bootstrap).
 
 A term's runs may come from several folders of one protocol, ``FOLDER,FOLDER:ARM`` (more seeds run later at
-other commits): refused unless each folder's report names the same preset settings and pretrained weights, apart
-from which labelled-subject counts, folds, seeds and threads it ran, and no (fold, seed) pair is in two of them.
+other commits): refused unless each folder's report names the same preset settings, pretrained weights and
+fine-tuning overrides (e.g. another network), apart from which labelled-subject counts, folds, seeds and threads it
+ran, and no (fold, seed) pair is in two of them.
 The code is not compared (each report names its commit, printed here): merging runs of different commits is the
 caller's claim that fine-tuning did not change between them.
 
