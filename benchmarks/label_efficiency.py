@@ -258,11 +258,11 @@ def fine_tune(bundles: Path, work: Path, dataset: str, run_name: str, labelled: 
     interval = budget // points
     datalist = datalist_text(training=labelled, validation=evaluation)
     # the overrides win over the preset's settings (e.g. a larger network, whose weights ``pretrained`` must hold)
-    settings = {**dict(
+    settings = dict(
         label_names=label_names, label_groups=label_groups, seed=seed, epoch_length=interval,
         max_epochs=points, val_interval=1, roi_size=preset["roi"], samples_per_volume=preset["samples"],
         batch_size=preset["batch"], use_pretrained=pretrained is not None, pretrained_path=pretrained,
-        **network_overrides(preset, in_channels)), **overrides}
+        **network_overrides(preset, in_channels)) | overrides
     config_file = bundles / "brain_mri_segmentation" / "configs" / "train.json"
     # a finished run is kept under a hash of everything it depends on, so that an interrupted benchmark re-run
     # picks up where it stopped (and a changed setting, file, source or checkpoint is never mistaken for it)

@@ -124,7 +124,7 @@ def test_folders_that_overlap_or_ran_another_protocol_are_refused(folders, tmp_p
     with pytest.raises(SystemExit, match="ran another protocol"):
         load_term(f"{large},{other_weights}:scratch", "ixi_coarse", "1")
     report(tmp_path / "roi64_seed1", 64, [1], overrides='{"network_def#channels": [16, 32, 64]}')
-    with pytest.raises(SystemExit, match="fine-tuning overrides"):
+    with pytest.raises(SystemExit, match="ran another protocol.*network_def#channels"):
         load_term(f"{large},{other_weights}:scratch", "ixi_coarse", "1")
     assert set(load_term(f"{small},{other}:scratch", "ixi_coarse", "1")) == {
         "fold0_seed0", "fold1_seed0", "fold2_seed0", "fold0_seed1"}
