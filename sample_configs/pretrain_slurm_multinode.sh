@@ -15,7 +15,9 @@ set -euo pipefail
 DATALIST=${DATALIST:-/scratch/monai-ssl-index/datalist.json}
 OUT=${OUT:-/scratch/monai-ssl-pretrain}
 BUNDLE=${BUNDLE:-bundles/pretext_pretraining}
-HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+# The whole host list is read: `| head -n 1` can end scontrol with SIGPIPE, which pipefail turns into a failed job.
+mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
+HEAD_NODE=${NODES[0]}
 
 srun torchrun --nnodes="$SLURM_NNODES" --nproc_per_node="${SLURM_GPUS_ON_NODE:-1}" \
     --rdzv_backend=c10d --rdzv_endpoint="${HEAD_NODE}:29500" --rdzv_id="$SLURM_JOB_ID" \

@@ -125,7 +125,8 @@ def test_multinode_pretraining_script_launches_torchrun_on_every_node(tmp_path):
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, body in {"srun": '"$@"', "scontrol": "echo node017; echo node018",
+    # a host list longer than a pipe's buffer: a reader that stops at the first line would end scontrol by SIGPIPE
+    for name, body in {"srun": '"$@"', "scontrol": "echo node017; seq -f node%g 18 100000",
                        "torchrun": 'printf "%s\\n" "$@" > "$RECORD"'}.items():
         (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
         (bin_dir / name).chmod(0o755)
