@@ -215,16 +215,31 @@ def network_overrides(preset: dict, in_channels: int) -> dict:
             "network_def#num_res_units": preset["res_units"], "spacing": preset["spacing"], "num_workers": 0}
 
 
-def pretrain(bundles: Path, work: Path, mix: str, seed: int, pool: list[dict], preset: dict) -> tuple[str, int]:
+def network_settings(overrides: dict) -> dict:
+    """The ``network_def#`` settings among segmentation-bundle ``overrides``: the pretraining bundle builds the
+    same network from the same keys."""
+    return {key: value for key, value in overrides.items() if key.startswith("network_def#")}
+
+
+def downsampling(preset: dict, overrides: dict) -> np.ndarray:
+    """Per axis, the factor by which the network (the preset's, or one set by ``overrides``) downsamples a crop:
+    the product of its strides, each an int or one per axis."""
+    strides = overrides.get("network_def#strides", [2] * (len(preset["channels"]) - 1))
+    return np.prod([np.broadcast_to(stride, 3) for stride in strides], axis=0).astype(int)
+
+
+def pretrain(bundles: Path, work: Path, mix: str, seed: int, pool: list[dict], preset: dict,
+             network: dict) -> tuple[str, int]:
     """Pretrain the task mix ``mix`` with one seed through the pretraining bundle, with the bundle's own task
-    settings (smaller ones for crops under 64^3); cached. Returns the model and the optimizer steps the
-    non-finite-gradient guard skipped."""
+    settings (smaller ones for crops under 64^3), on the preset's network or the one ``network``
+    (:func:`network_settings`) sets; cached. Returns the model and the optimizer steps the non-finite-gradient
+    guard skipped."""
     settings = {"tasks": TASKS if mix == "all" else [mix],
                 "max_epochs": preset["pretrain_epochs"], "epoch_length": preset["pretrain_epoch_length"],
                 "samples_per_volume": preset["samples"],
                 # two volumes at least: the contrastive and exemplar tasks contrast a volume with the others
                 "batch_size": max(2, preset["batch"]), "seed": seed,
-                "roi_size": preset["pretrain_roi"], **network_overrides(preset, 1)}
+                "roi_size": preset["pretrain_roi"], **network_overrides(preset, 1)} | network
     if preset["pretrain_roi"][0] < 64:
         settings["task_args"] = SMALL_TASK_ARGS
     config_file = bundles / "pretext_pretraining" / "configs" / "train.json"
@@ -417,14 +432,15 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="checkpoints of the pretrained arms, one per seed or one for all (default: the "
                         "shipped encoder as 'all')")
     parser.add_argument("--pretrain", action="store_true", help="pretrain the arms named after a task mix here "
-                        "instead (the preset's short budget), on the real pool of benchmarks/real_mri.py")
+                        "instead (the preset's short budget), on the real pool of benchmarks/real_mri.py, with the "
+                        "network that --fine-tune-overrides sets, if any")
     parser.add_argument("--choose-budget", action="store_true",
                         help="only measure the fine-tuning budget at which scratch plateaus on tuning subjects")
     parser.add_argument("--max-iterations", type=int, default=1200, help="longest budget tried by --choose-budget")
     parser.add_argument("--budget-points", type=int, default=15, help="validation points of --choose-budget")
     parser.add_argument("--fine-tune-overrides", type=json.loads, default={},
                         help="segmentation-bundle settings for every arm, scratch included, over the preset's "
-                        "(a network set here needs --pretrained weights of that network), e.g. "
+                        "(a network set here needs --pretrained weights of that network, or --pretrain), e.g. "
                         "'{\"freeze_encoder_epochs\": 2}'")
     parser.add_argument("--consistency-weight", type=float,
                         help=f"the '{MEAN_TEACHER}' arms' consistency weight (default: the segmentation bundle's)")
@@ -432,12 +448,16 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="validate on the IXI tuning subjects (train subjects neither labelled nor evaluated) "
                         "instead of the evaluation subjects, to choose a setting; needs a --results-dir of its own")
     args = parser.parse_args(argv)
-    if args.roi:
-        # every UNet level halves the crop: a size that does not halve evenly would not line up with its skip
-        levels = len(PRESETS[args.preset]["channels"]) - 1
-        if any(size <= 0 or size % 2 ** levels for size in args.roi):
-            raise SystemExit(f"--roi sizes must be positive multiples of {2 ** levels} (the {args.preset} preset's "
-                             f"network halves them {levels} times), got {args.roi}.")
+    if not isinstance(args.fine_tune_overrides, dict):
+        raise SystemExit(f"--fine-tune-overrides must be a JSON object of settings, got {args.fine_tune_overrides!r}.")
+    # every strided UNet level halves the crop: a size that does not halve evenly would not line up with its skip
+    roi = args.roi or PRESETS[args.preset]["roi"]
+    factor = downsampling(PRESETS[args.preset], args.fine_tune_overrides)
+    if any(size <= 0 or size % step for size, step in zip(roi, factor)):
+        network = "--fine-tune-overrides' network" if "network_def#strides" in args.fine_tune_overrides \
+            else f"the {args.preset} preset's network"
+        raise SystemExit(f"fine-tuning crops must be positive multiples of {factor.tolist()} per axis ({network} "
+                         f"downsamples them that much), got {roi}: give --roi sizes that are.")
     if args.consistency_weight is not None and args.consistency_weight <= 0:
         raise SystemExit(f"--consistency-weight must be > 0, got {args.consistency_weight}; leave it out for the "
                          "bundle's default.")
@@ -506,7 +526,7 @@ def main() -> None:
             paths = pretrained[base]
             return paths[seed_index] if len(paths) > 1 else paths[0]
         model, skipped[f"{base} seed {seed}"] = pretrain(bundles, work, base, seed, real_pool(data_root)["training"],
-                                                         preset)
+                                                         preset, network_settings(args.fine_tune_overrides))
         return model
 
     # results[dataset][setting][arm][(fold, seed)] = fine_tune()'s result

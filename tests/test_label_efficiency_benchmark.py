@@ -250,11 +250,21 @@ def test_tune_validates_on_the_tuning_subjects_into_a_folder_of_its_own(tmp_path
                          "--results-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="--consistency-weight must be > 0"):
         parse_arguments(["--consistency-weight", "0"])
-    with pytest.raises(SystemExit, match="positive multiples of 4 .* got \\[24, 30, 24\\]"):
+    with pytest.raises(SystemExit, match="positive multiples of \\[4, 4, 4\\] .* got \\[24, 30, 24\\]"):
         parse_arguments(["--preset", "smoke", "--roi", "24", "30", "24"])
-    with pytest.raises(SystemExit, match="positive multiples of 8"):
+    with pytest.raises(SystemExit, match="multiples of \\[8, 8, 8\\] per axis \\(the cpu preset's network"):
         parse_arguments(["--preset", "cpu", "--roi", "60", "60", "60"])
     assert parse_arguments(["--preset", "cpu", "--roi", "64", "64", "64"]).roi == [64, 64, 64]
+    # the crops are checked against the network that runs: one set by the overrides, per axis
+    deeper = json.dumps({"network_def#channels": [8, 16, 32, 64], "network_def#strides": [2, 2, [2, 2, 1]]})
+    with pytest.raises(SystemExit, match="multiples of \\[8, 8, 4\\] per axis \\(--fine-tune-overrides' network"):
+        parse_arguments(["--preset", "smoke", "--roi", "36", "36", "36", "--fine-tune-overrides", deeper])
+    assert parse_arguments(["--preset", "smoke", "--roi", "36", "36", "36"])  # the preset's network takes them
+    assert parse_arguments(["--preset", "smoke", "--roi", "40", "40", "36", "--fine-tune-overrides", deeper])
+    with pytest.raises(SystemExit, match="a JSON object of settings, got \\[2, 2\\]"):
+        parse_arguments(["--fine-tune-overrides", "[2, 2]"])
+    shallower = json.dumps({"network_def#strides": [2, 2, 1]})
+    assert parse_arguments(["--preset", "cpu", "--roi", "44", "44", "44", "--fine-tune-overrides", shallower])
     base = [sys.executable, SCRIPT, "--preset", "smoke", "--work-dir", str(tmp_path / "work"), "--arms", "scratch"]
     # the input-resolution (--roi) and network-size (a network override over the preset's) levers reach the run
     network = {"network_def#channels": [8, 16, 32, 40], "network_def#strides": [2, 2, 1]}
@@ -276,6 +286,31 @@ def test_tune_validates_on_the_tuning_subjects_into_a_folder_of_its_own(tmp_path
     datalist = json.loads((run_dir / "datalist.json").read_text())
     validated = {os.path.basename(os.path.dirname(e["image"])) for e in datalist["validation"]}
     assert validated == tuning and not validated & set(os.listdir(evaluation))
+
+
+def test_pretrain_builds_the_network_the_fine_tuning_overrides_set(tmp_path, monkeypatch):
+    """--pretrain pretrains the network that the arms then fine-tune (its weights would not load in another)."""
+    settings_of_runs = []
+
+    def record_and_stop(config_file, **settings):
+        settings_of_runs.append(settings)
+        raise InterruptedError
+
+    monkeypatch.setattr(label_efficiency, "run_bundle", record_and_stop)
+    scan = tmp_path / "scan.nii.gz"
+    scan.write_bytes(b"a pool entry: only its digest is read before the run")
+    network = {"network_def#channels": [8, 16, 32, 64], "network_def#strides": [2, 2, 1]}
+    overrides = {**network, "freeze_encoder_epochs": 2}  # a fine-tuning setting: not the pretraining bundle's
+    for fine_tune_overrides in ({}, overrides):
+        with pytest.raises(InterruptedError):
+            label_efficiency.pretrain(REPO / "bundles", tmp_path / "work", "rotation", 0, [{"image": str(scan)}],
+                                      label_efficiency.PRESETS["smoke"],
+                                      label_efficiency.network_settings(fine_tune_overrides))
+    preset_network, overridden = settings_of_runs
+    assert preset_network["network_def#channels"] == [8, 16, 32] and preset_network["network_def#strides"] == [2, 2]
+    assert {k: overridden[k] for k in network} == network and "freeze_encoder_epochs" not in overridden
+    assert overridden["network_def#num_res_units"] == preset_network["network_def#num_res_units"]
+    assert overridden["output_dir"] != preset_network["output_dir"]  # its own cache key
 
 
 def test_synthesis_probe_runs_every_variant_on_tuning_subjects_and_applies_its_rules(tmp_path):
