@@ -692,20 +692,32 @@ def subject_scores(run: dict) -> np.ndarray:
     return np.mean([run["subjects"][c] for c in run["dice"]], axis=0)
 
 
-def compare(runs: dict, reference: dict, metric=score) -> dict | None:
-    """Paired comparison of two arms over their shared (fold, seed) pairs: t interval and subject bootstrap."""
-    pairs = sorted(k for k in runs if k in reference)
+def signed_contrast(terms: list[tuple[float, dict]], metric=score) -> dict | None:
+    """Per (fold, seed) pair that every term's runs share, the sum of ``sign * metric(run)`` over the
+    ``(sign, runs)`` terms; the mean over pairs with its t interval, and, for final scores whose runs keep their
+    evaluation subjects', the subject bootstrap. ``None`` without a shared pair."""
+    pairs = sorted(set.intersection(*(set(runs) for _, runs in terms)))
     if not pairs:
         return None
-    differences = [metric(runs[k]) - metric(reference[k]) for k in pairs]
+    differences = [sum(sign * metric(runs[pair]) for sign, runs in terms) for pair in pairs]
     mean, low, high, n = t_interval(differences)
-    comparison = {"mean": mean, "low": low, "high": high, "n": n, "text": verdict(differences)}
-    if metric is score and all("subjects" in runs[k] and "subjects" in reference[k] for k in pairs):
-        boot = subject_bootstrap(np.stack([subject_scores(runs[k]) for k in pairs]),
-                                 np.stack([subject_scores(reference[k]) for k in pairs]))
-        comparison["bootstrap"] = boot
-        comparison["text"] += f"; subjects bootstrap [{100 * boot[0]:+.1f}, {100 * boot[1]:+.1f}]"
-    return comparison
+    result = {"pairs": pairs, "differences": differences, "mean": mean, "low": low, "high": high, "n": n,
+              "text": verdict(differences)}
+    if metric is score and all("subjects" in runs[pair] for _, runs in terms for pair in pairs):
+        subjects = [[subject_scores(runs[pair]) for _, runs in terms] for pair in pairs]
+        if len({scores.shape for row in subjects for scores in row}) != 1:
+            raise ValueError("the runs were evaluated on different numbers of subjects: a paired contrast needs the "
+                             "same evaluation subjects in every term.")
+        per_subject = np.stack([sum(sign * scores for (sign, _), scores in zip(terms, row)) for row in subjects])
+        boot = subject_bootstrap(per_subject, np.zeros_like(per_subject))
+        result["bootstrap"] = boot
+        result["text"] += f"; subjects bootstrap [{100 * boot[0]:+.1f}, {100 * boot[1]:+.1f}]"
+    return result
+
+
+def compare(runs: dict, reference: dict, metric=score) -> dict | None:
+    """Paired comparison of two arms over their shared (fold, seed) pairs: t interval and subject bootstrap."""
+    return signed_contrast([(1.0, runs), (-1.0, reference)], metric)
 
 
 def write_results(args, preset: dict, results: dict, pretrained: dict, skipped: dict, seconds: float, data: dict,

@@ -27,18 +27,26 @@ Run::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from label_efficiency import score, subject_bootstrap, subject_scores, t_interval, verdict  # noqa: E402
+from label_efficiency import score, signed_contrast, verdict  # noqa: E402
 
 
 # which runs a call made and on how many threads; every other preset setting is how each run ran
 RUN_SELECTION = ("label_counts", "folds", "seeds", "threads")
+
+
+def report_line(folder: Path, prefix: str) -> str | None:
+    """The first line of the folder's ``label_efficiency.md`` that starts with ``prefix`` (``None`` if there is no
+    such line or no report)."""
+    path = folder / "label_efficiency.md"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return next((line for line in lines if line.startswith(prefix)), None)
 
 
 def protocol(folder: Path) -> tuple:
@@ -47,22 +55,19 @@ def protocol(folder: Path) -> tuple:
     path = folder / "label_efficiency.md"
     if not path.is_file():
         raise SystemExit(f"{path} does not exist: folders are merged only when their reports show one protocol.")
-    lines = path.read_text().splitlines()
-    preset = next((line for line in lines if line.startswith("- preset `")), None)
+    preset = report_line(folder, "- preset `")
     if preset is None:
         raise SystemExit(f"{path} has no '- preset' line: give a report written by label_efficiency.py.")
     name, settings = preset.split(": ", 1)
     settings = {k: v for k, v in json.loads(settings).items() if k not in RUN_SELECTION}
-    weights = next((line for line in lines if line.startswith("- pretrained weights")), "")
-    overrides = next((line for line in lines if line.startswith("- fine-tuning overrides")), "")
-    return name, settings, weights, overrides
+    return (name, settings, report_line(folder, "- pretrained weights") or "",
+            report_line(folder, "- fine-tuning overrides") or "")
 
 
 def commit(folder: Path) -> str:
     """The commit named by the folder's report ("?" without one)."""
-    path = folder / "label_efficiency.md"
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return next((line.rpartition("commit ")[2] for line in lines if line.startswith("- date:")), "?")
+    date = report_line(folder, "- date:")
+    return date.rpartition("commit ")[2] if date else "?"
 
 
 def parse_term(term: str) -> tuple[list[Path], str]:
@@ -111,25 +116,16 @@ def curve_point(run: dict, iteration: int) -> float:
 
 
 def contrast(plus: list[dict], minus: list[dict], iteration: int | None = None) -> dict:
-    """The signed sum per shared (fold, seed) pair of the final models' scores, or of the curves' mean Dice at
-    ``iteration``, with its t interval; for final models also the evaluation-subject bootstrap (a curve point keeps
-    the mean over subjects only)."""
-    terms = [(1.0, runs) for runs in plus] + [(-1.0, runs) for runs in minus]
-    pairs = sorted(set.intersection(*(set(runs) for _, runs in terms)))
-    if not pairs:
+    """:func:`label_efficiency.signed_contrast` of the terms' final models' scores, or of the curves' mean Dice at
+    ``iteration`` (a curve point keeps the mean over subjects only: no subject bootstrap)."""
+    metric = score if iteration is None else functools.partial(curve_point, iteration=iteration)
+    try:
+        result = signed_contrast([(1.0, runs) for runs in plus] + [(-1.0, runs) for runs in minus], metric)
+    except ValueError as error:
+        raise SystemExit(f"{error} Give folders run with the same --ixi-eval-dir.") from None
+    if result is None:
         raise SystemExit("the terms share no (fold, seed) pair: run the same --folds and --seeds in every folder.")
-    metric = score if iteration is None else lambda run: curve_point(run, iteration)
-    differences = [sum(sign * metric(runs[pair]) for sign, runs in terms) for pair in pairs]
-    mean, low, high, n = t_interval(differences)
-    result = {"pairs": pairs, "differences": differences, "mean": mean, "low": low, "high": high, "n": n}
-    if iteration is not None:
-        return result
-    subjects = [[subject_scores(runs[pair]) for _, runs in terms] for pair in pairs]
-    if len({scores.shape for row in subjects for scores in row}) != 1:
-        raise SystemExit("the terms were evaluated on different numbers of subjects: a paired contrast needs the "
-                         "same evaluation subjects in every folder.")
-    per_subject = np.stack([sum(sign * scores for (sign, _), scores in zip(terms, row)) for row in subjects])
-    return dict(result, bootstrap=subject_bootstrap(per_subject, np.zeros_like(per_subject)))
+    return result
 
 
 def describe(result: dict) -> str:
