@@ -224,7 +224,7 @@ def network_settings(overrides: dict) -> dict:
 def downsampling(preset: dict, overrides: dict) -> np.ndarray:
     """Per axis, the factor by which the network (the preset's, or one set by ``overrides``) downsamples a crop:
     the product of its strides, each an int or one per axis."""
-    strides = overrides.get("network_def#strides", [2] * (len(preset["channels"]) - 1))
+    strides = (network_overrides(preset, 1) | overrides)["network_def#strides"]
     return np.prod([np.broadcast_to(stride, 3) for stride in strides], axis=0).astype(int)
 
 

@@ -32,7 +32,6 @@ import json
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from label_efficiency import score, signed_contrast, verdict  # noqa: E402
 
