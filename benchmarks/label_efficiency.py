@@ -692,17 +692,19 @@ def subject_scores(run: dict) -> np.ndarray:
     return np.mean([run["subjects"][c] for c in run["dice"]], axis=0)
 
 
-def signed_contrast(terms: list[tuple[float, dict]], metric=score) -> dict | None:
+def signed_contrast(terms: list[tuple[float, dict]], metric=score,
+                    readings: tuple[str, str, str] = ("helps", "hurts", "no clear effect")) -> dict | None:
     """Per (fold, seed) pair that every term's runs share, the sum of ``sign * metric(run)`` over the
     ``(sign, runs)`` terms; the mean over pairs with its t interval, and, for final scores whose runs keep their
-    evaluation subjects', the subject bootstrap. ``None`` without a shared pair."""
+    evaluation subjects', the subject bootstrap. ``"text"`` reads them with :func:`verdict`'s ``readings``.
+    ``None`` without a shared pair."""
     pairs = sorted(set.intersection(*(set(runs) for _, runs in terms)))
     if not pairs:
         return None
     differences = [sum(sign * metric(runs[pair]) for sign, runs in terms) for pair in pairs]
     mean, low, high, n = t_interval(differences)
     result = {"pairs": pairs, "differences": differences, "mean": mean, "low": low, "high": high, "n": n,
-              "text": verdict(differences)}
+              "text": verdict(differences, readings)}
     if metric is score and all("subjects" in runs[pair] for _, runs in terms for pair in pairs):
         subjects = [[subject_scores(runs[pair]) for _, runs in terms] for pair in pairs]
         if len({scores.shape for row in subjects for scores in row}) != 1:

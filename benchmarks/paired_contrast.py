@@ -33,18 +33,23 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from label_efficiency import score, signed_contrast, verdict  # noqa: E402
+from label_efficiency import score, signed_contrast  # noqa: E402
 
 
 # which runs a call made and on how many threads; every other preset setting is how each run ran
 RUN_SELECTION = ("label_counts", "folds", "seeds", "threads")
+# a difference across settings (e.g. crop sizes) is read as a sign, not as an arm that helps
+READINGS = ("above 0", "below 0", "no clear difference (the interval holds 0)")
 
 
-def report_line(folder: Path, prefix: str) -> str | None:
-    """The first line of the folder's ``label_efficiency.md`` that starts with ``prefix`` (``None`` if there is no
-    such line or no report)."""
+def report(folder: Path) -> list[str]:
+    """The lines of the folder's ``label_efficiency.md`` (none without a report)."""
     path = folder / "label_efficiency.md"
-    lines = path.read_text().splitlines() if path.is_file() else []
+    return path.read_text().splitlines() if path.is_file() else []
+
+
+def first_line(lines: list[str], prefix: str) -> str | None:
+    """The first of ``lines`` that starts with ``prefix`` (``None`` if there is none)."""
     return next((line for line in lines if line.startswith(prefix)), None)
 
 
@@ -54,18 +59,19 @@ def protocol(folder: Path) -> tuple:
     path = folder / "label_efficiency.md"
     if not path.is_file():
         raise SystemExit(f"{path} does not exist: folders are merged only when their reports show one protocol.")
-    preset = report_line(folder, "- preset `")
+    lines = report(folder)
+    preset = first_line(lines, "- preset `")
     if preset is None:
         raise SystemExit(f"{path} has no '- preset' line: give a report written by label_efficiency.py.")
     name, settings = preset.split(": ", 1)
     settings = {k: v for k, v in json.loads(settings).items() if k not in RUN_SELECTION}
-    return (name, settings, report_line(folder, "- pretrained weights") or "",
-            report_line(folder, "- fine-tuning overrides") or "")
+    return (name, settings, first_line(lines, "- pretrained weights") or "",
+            first_line(lines, "- fine-tuning overrides") or "")
 
 
 def commit(folder: Path) -> str:
     """The commit named by the folder's report ("?" without one)."""
-    date = report_line(folder, "- date:")
+    date = first_line(report(folder), "- date:")
     return date.rpartition("commit ")[2] if date else "?"
 
 
@@ -116,24 +122,17 @@ def curve_point(run: dict, iteration: int) -> float:
 
 def contrast(plus: list[dict], minus: list[dict], iteration: int | None = None) -> dict:
     """:func:`label_efficiency.signed_contrast` of the terms' final models' scores, or of the curves' mean Dice at
-    ``iteration`` (a curve point keeps the mean over subjects only: no subject bootstrap)."""
+    ``iteration`` (a curve point keeps the mean over subjects only: no subject bootstrap), read with
+    :data:`READINGS`."""
     metric = score if iteration is None else functools.partial(curve_point, iteration=iteration)
     try:
-        result = signed_contrast([(1.0, runs) for runs in plus] + [(-1.0, runs) for runs in minus], metric)
+        result = signed_contrast([(1.0, runs) for runs in plus] + [(-1.0, runs) for runs in minus], metric,
+                                 READINGS)
     except ValueError as error:
         raise SystemExit(f"{error} Give folders run with the same --ixi-eval-dir.") from None
     if result is None:
         raise SystemExit("the terms share no (fold, seed) pair: run the same --folds and --seeds in every folder.")
     return result
-
-
-def describe(result: dict) -> str:
-    """:func:`label_efficiency.verdict` with a contrast's words (a difference across crop sizes does not "help")."""
-    text = verdict(result["differences"], readings=("above 0", "below 0", "no clear difference (the interval holds 0)"))
-    if result["n"] < 2 or "bootstrap" not in result:
-        return text
-    boot = result["bootstrap"]
-    return f"{text}; subjects bootstrap [{100 * boot[0]:+.1f}, {100 * boot[1]:+.1f}]"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     print("commits: " + ", ".join(f"{folder} {commit(folder)}" for folder in folders))
     print("per pair: " + ", ".join(f"{pair} {100 * d:+.1f}" for pair, d in zip(result["pairs"],
                                                                               result["differences"])))
-    print(describe(result))
+    print(result["text"])
 
 
 if __name__ == "__main__":
