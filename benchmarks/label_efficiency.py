@@ -343,7 +343,11 @@ def t_interval(differences) -> tuple[float, float, float, int]:
     return mean, mean - half, mean + half, int(values.size)
 
 
-def verdict(differences, readings: tuple[str, str, str] = ("helps", "hurts", "no clear effect")) -> str:
+# how a paired difference (arm - scratch) is read: above 0, below 0, or an interval that holds 0
+ARM_READINGS = ("helps", "hurts", "no clear effect")
+
+
+def verdict(differences, readings: tuple[str, str, str] = ARM_READINGS) -> str:
     """Reading of paired differences (arm - scratch, same fold and seed): ``readings[0]`` ("helps") or
     ``readings[1]`` ("hurts") only when the 95 % t interval of their mean excludes 0, else ``readings[2]``."""
     mean, low, high, n = t_interval(differences)
@@ -693,7 +697,7 @@ def subject_scores(run: dict) -> np.ndarray:
 
 
 def signed_contrast(terms: list[tuple[float, dict]], metric=score,
-                    readings: tuple[str, str, str] = ("helps", "hurts", "no clear effect")) -> dict | None:
+                    readings: tuple[str, str, str] = ARM_READINGS) -> dict | None:
     """Per (fold, seed) pair that every term's runs share, the sum of ``sign * metric(run)`` over the
     ``(sign, runs)`` terms; the mean over pairs with its t interval, and, for final scores whose runs keep their
     evaluation subjects', the subject bootstrap. ``"text"`` reads them with :func:`verdict`'s ``readings``.

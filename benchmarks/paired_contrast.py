@@ -39,7 +39,7 @@ from label_efficiency import score, signed_contrast  # noqa: E402
 # which runs a call made and on how many threads; every other preset setting is how each run ran
 RUN_SELECTION = ("label_counts", "folds", "seeds", "threads")
 # a difference across settings (e.g. crop sizes) is read as a sign, not as an arm that helps
-READINGS = ("above 0", "below 0", "no clear difference (the interval holds 0)")
+CONTRAST_READINGS = ("above 0", "below 0", "no clear difference (the interval holds 0)")
 
 
 def report(folder: Path) -> list[str]:
@@ -123,11 +123,11 @@ def curve_point(run: dict, iteration: int) -> float:
 def contrast(plus: list[dict], minus: list[dict], iteration: int | None = None) -> dict:
     """:func:`label_efficiency.signed_contrast` of the terms' final models' scores, or of the curves' mean Dice at
     ``iteration`` (a curve point keeps the mean over subjects only: no subject bootstrap), read with
-    :data:`READINGS`."""
+    :data:`CONTRAST_READINGS`."""
     metric = score if iteration is None else functools.partial(curve_point, iteration=iteration)
     try:
         result = signed_contrast([(1.0, runs) for runs in plus] + [(-1.0, runs) for runs in minus], metric,
-                                 READINGS)
+                                 CONTRAST_READINGS)
     except ValueError as error:
         raise SystemExit(f"{error} Give folders run with the same --ixi-eval-dir.") from None
     if result is None:
