@@ -8,7 +8,8 @@ statistics: per (fold, seed) pair present in every term, the signed sum of the r
 with its 95 % t interval (df = n - 1) and a 95 % bootstrap over evaluation subjects. The terms must share their
 evaluation subjects (the same ``--ixi-eval-dir``): the results keep no subject names, so only their number is
 checked. ``--iteration N`` contrasts the runs' fine-tuning curves at a validation point instead (how far along
-each arm is; the curves keep means over subjects, so no subject bootstrap).
+each arm is; the curves keep means over subjects, so no subject bootstrap). It also prints each term's mean and sd
+over the pairs, and, for final models, each class's mean contrast over the pairs.
 
 A term's runs may come from several folders of one protocol, ``FOLDER,FOLDER:ARM`` (more seeds run later at
 other commits): refused unless each folder's report names the same preset settings, pretrained weights and
@@ -31,6 +32,8 @@ import functools
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from label_efficiency import score, signed_contrast  # noqa: E402
@@ -120,19 +123,41 @@ def curve_point(run: dict, iteration: int) -> float:
     return float(points[iteration])
 
 
-def contrast(plus: list[dict], minus: list[dict], iteration: int | None = None) -> dict:
+def class_dice(run: dict, name: str) -> float:
+    """The run's final Dice of one reported class (mean over evaluation subjects)."""
+    return float(run["dice"][name])
+
+
+def metric_at(iteration: int | None):
+    """The final models' score, or the curves' mean Dice at ``iteration``."""
+    return score if iteration is None else functools.partial(curve_point, iteration=iteration)
+
+
+def contrast(plus: list[dict], minus: list[dict], iteration: int | None = None, metric=None) -> dict:
     """:func:`label_efficiency.signed_contrast` of the terms' final models' scores, or of the curves' mean Dice at
-    ``iteration`` (a curve point keeps the mean over subjects only: no subject bootstrap), read with
-    :data:`CONTRAST_READINGS`."""
-    metric = score if iteration is None else functools.partial(curve_point, iteration=iteration)
+    ``iteration`` (a curve point keeps the mean over subjects only: no subject bootstrap), or of ``metric`` when
+    given, read with :data:`CONTRAST_READINGS`."""
     try:
-        result = signed_contrast([(1.0, runs) for runs in plus] + [(-1.0, runs) for runs in minus], metric,
-                                 CONTRAST_READINGS)
+        result = signed_contrast([(1.0, runs) for runs in plus] + [(-1.0, runs) for runs in minus],
+                                 metric or metric_at(iteration), CONTRAST_READINGS)
     except ValueError as error:
         raise SystemExit(f"{error} Give folders run with the same --ixi-eval-dir.") from None
     if result is None:
         raise SystemExit("the terms share no (fold, seed) pair: run the same --folds and --seeds in every folder.")
     return result
+
+
+def term_summaries(terms: list[dict], pairs: list[str], metric) -> list[tuple[float, float]]:
+    """Each term's mean and sd (ddof 1; 0 for one pair) of ``metric`` over the contrast's pairs: where each side
+    stands, not only how far apart."""
+    values = [np.array([metric(runs[pair]) for pair in pairs]) for runs in terms]
+    return [(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0) for v in values]
+
+
+def class_differences(plus: list[dict], minus: list[dict]) -> dict[str, float]:
+    """Per class that the first plus term's runs report, the contrast's mean over pairs of the final models' Dice."""
+    names = next(iter(plus[0].values()))["dice"]
+    return {name: contrast(plus, minus, metric=functools.partial(class_dice, name=name))["mean"] for name in names}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -144,16 +169,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iteration", type=int, default=None,
                         help="contrast the curves' mean Dice at this validation point instead of the final models")
     args = parser.parse_args(argv)
-    result = contrast([load_term(t, args.dataset, args.setting) for t in args.plus],
-                      [load_term(t, args.dataset, args.setting) for t in args.minus], iteration=args.iteration)
+    plus = [load_term(t, args.dataset, args.setting) for t in args.plus]
+    minus = [load_term(t, args.dataset, args.setting) for t in args.minus]
+    result = contrast(plus, minus, iteration=args.iteration)
     at = "final models" if args.iteration is None else f"iteration {args.iteration} of the curves"
-    print(f"{args.dataset}, {args.setting} labelled, {at}: " + " ".join([f"+{t}" for t in args.plus] +
-                                                                  [f"-{t}" for t in args.minus]))
+    signed = [f"+{t}" for t in args.plus] + [f"-{t}" for t in args.minus]
+    print(f"{args.dataset}, {args.setting} labelled, {at}: " + " ".join(signed))
     folders = dict.fromkeys(folder for term in args.plus + args.minus for folder in parse_term(term)[0])
     print("commits: " + ", ".join(f"{folder} {commit(folder)}" for folder in folders))
     print("per pair: " + ", ".join(f"{pair} {100 * d:+.1f}" for pair, d in zip(result["pairs"],
                                                                               result["differences"])))
     print(result["text"])
+    summaries = term_summaries(plus + minus, result["pairs"], metric_at(args.iteration))
+    print("each term over these pairs: " + "; ".join(f"{name} {mean:.3f} ± {sd:.3f}"
+                                                     for name, (mean, sd) in zip(signed, summaries)))
+    if args.iteration is None:
+        gains = sorted(class_differences(plus, minus).items(), key=lambda item: item[1])
+        print("per class, mean over pairs, lowest first: " + ", ".join(f"{name} {100 * d:+.1f}" for name, d in gains))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,26 @@ def test_the_command_prints_each_pair_and_the_interval(folders, capsys):
     assert out[1] == f"commits: {large} ?, {small} ?"  # reports without a date line
     assert out[2] == "per pair: fold0_seed0 +2.0, fold1_seed0 +2.0, fold2_seed0 +2.0"
     assert out[3].startswith("+2.0 [+2.0, +2.0] (n = 3, df = 2): above 0")
+    # where each side stands over the shared pairs (roi64's fold3 is not one of them), and each class's gain
+    assert out[4] == f"each term over these pairs: +{large}:scratch 0.770 ± 0.000; -{small}:scratch 0.750 ± 0.000"
+    prefix = "per class, mean over pairs, lowest first: "
+    assert out[5].startswith(prefix) and sorted(out[5][len(prefix):].split(", ")) == ["c0 +2.0", "c1 +2.0"]
+
+
+def test_each_class_and_each_term_are_read_over_the_shared_pairs(folders, tmp_path, capsys):
+    small, large = folders
+    main(["--dataset", "ixi_coarse", "--setting", "1", "--plus", f"{large}:enc", "--minus", f"{small}:enc"])
+    # enc at roi64 over folds 0-2: 0.81, 0.83, 0.82 (fold3's 0.99 left out); at roi48 0.78 on each fold
+    assert capsys.readouterr().out.splitlines()[4] == (
+        f"each term over these pairs: +{large}:enc 0.820 ± 0.010; -{small}:enc 0.780 ± 0.000")
+    # class c0 gains 5 points on one pair and 3 on the other, c1 1 point on both: c1 is listed first
+    folder = write(tmp_path / "classes", {
+        "scratch": {"fold0_seed0": run([0.70, 0.80]), "fold1_seed0": run([0.70, 0.80])},
+        "enc": {"fold0_seed0": run([0.75, 0.81]), "fold1_seed0": run([0.73, 0.81])}})
+    main(["--dataset", "ixi_coarse", "--setting", "1", "--plus", f"{folder}:enc", "--minus", f"{folder}:scratch"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[4] == f"each term over these pairs: +{folder}:enc 0.775 ± 0.007; -{folder}:scratch 0.750 ± 0.000"
+    assert out[5] == "per class, mean over pairs, lowest first: c1 +1.0, c0 +4.0"
 
 
 def report(folder, roi: int, seeds: list[int], weights: str = "enc: model.pt", overrides: str = "{}") -> str:
@@ -148,3 +168,6 @@ def test_a_curve_point_is_contrasted_without_a_subject_bootstrap(tmp_path, capsy
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("ixi_coarse, 1 labelled, iteration 260 of the curves: +")
     assert out[3] == "+11.0 [+8.5, +13.5] (n = 3, df = 2): above 0"
+    # the terms' curve means at that point; no per-class line, since curves keep only the mean over classes
+    assert out[4] == f"each term over these pairs: +{folder}:enc 0.710 ± 0.010; -{folder}:scratch 0.600 ± 0.000"
+    assert len(out) == 5
